@@ -1,0 +1,257 @@
+"""``params.yaml`` -> typed, frozen objects. The single source of every parameter.
+
+Each stage reads its own section. Defaults live in ``params.yaml`` only: the models below
+have no defaults, so a missing key is an error, and ``extra="forbid"`` turns a typo into an
+error that names the key (with a suggestion) instead of a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import hashlib
+import json
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, model_validator
+
+from components.errors import ParamsError
+
+DEFAULT_PARAMS = Path("params.yaml")
+
+
+class Section(BaseModel):
+    """Base for every params section: no unknown keys, no type coercion, immutable."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+# --------------------------------------------------------------------------- source
+
+
+class SourceParams(Section):
+    kind: Literal["world", "logs"] = Field(
+        description="'world' runs the simulator; 'logs' ingests real logs from logs_dir"
+    )
+    logs_dir: str = Field(description="folder of contract parquet files used when kind is 'logs'")
+
+
+class TrackingParams(Section):
+    uri: str = Field(description="MLflow tracking URI (sqlite:///mlflow.db locally)")
+    experiment: str = Field(description="MLflow experiment name")
+    enabled: bool = Field(description="log stage runs to MLflow")
+
+
+# --------------------------------------------------------------------------- the world
+
+
+class CatalogueParams(Section):
+    n_genres: int = Field(gt=1)
+    n_artists: int = Field(gt=1)
+    n_tracks: int = Field(gt=1)
+    latent_dim: int = Field(gt=1, description="dimension of the taste space")
+    artist_spread: float = Field(ge=0, description="noise of artist vectors around their genre")
+    track_spread: float = Field(ge=0, description="noise of track vectors around their artist")
+    artist_popularity_sigma: float = Field(ge=0, description="lognormal sigma: heavy tail")
+    track_popularity_sigma: float = Field(ge=0)
+    catchiness_depth_corr: float = Field(ge=-1, le=1, description="mildly negative by design")
+    mean_duration_s: float = Field(gt=30)
+
+    @model_validator(mode="after")
+    def _enough_tracks(self) -> "CatalogueParams":
+        if self.n_tracks < self.n_artists or self.n_artists < self.n_genres:
+            raise ValueError("need n_tracks >= n_artists >= n_genres")
+        return self
+
+
+class PopulationParams(Section):
+    n_users: int = Field(gt=0)
+    genre_concentration: float = Field(gt=0, description="Dirichlet alpha of genre mixtures")
+    taste_noise: float = Field(ge=0)
+    activity_mean: float = Field(description="logit of the base daily activity probability")
+    activity_sd: float = Field(ge=0)
+    openness_alpha: float = Field(gt=0)
+    openness_beta: float = Field(gt=0)
+    new_user_fraction: float = Field(ge=0, le=1, description="users who sign up during the log")
+
+
+class DynamicsParams(Section):
+    position_decay: float = Field(ge=0, description="examination prob of slot j = (1+j)^-decay")
+    extra_session_prob: float = Field(ge=0, le=1)
+    stream_bias: float
+    stream_affinity: float
+    stream_catchiness: float
+    stream_habit: float
+    stream_fatigue: float
+    stream_popularity: float
+    value_bias: float
+    value_affinity: float
+    value_depth: float
+    value_fatigue: float
+    skip_cost: float = Field(ge=0)
+    save_bias: float
+    save_value: float
+    satisfaction_decay: float = Field(ge=0, le=1)
+    satisfaction_gain: float = Field(ge=0)
+    activity_satisfaction: float
+    activity_habit: float
+    habit_gain: float = Field(ge=0, le=1)
+    habit_decay: float = Field(ge=0, le=1)
+    habit_enjoy_threshold: float
+    habit_formed: float = Field(gt=0, le=1)
+    fatigue_gain: float = Field(ge=0)
+    fatigue_decay: float = Field(ge=0, le=1)
+    organic_rate: float = Field(ge=0, description="organic plays per day per unit of habit")
+    search_rate: float = Field(ge=0, description="search plays per active day")
+    churn_bias: float
+    churn_satisfaction: float
+    history_length: int = Field(gt=0, description="recent plays kept as the policy's context")
+
+
+class LoggingPolicyParams(Section):
+    policy_id: int = Field(ge=0)
+    pool_size: int = Field(gt=0, description="candidates retrieved per user before ranking")
+    taste_noise: float = Field(ge=0, description="error of the production taste estimate")
+    affinity_weight: float
+    popularity_weight: float
+    temperature: float = Field(gt=0)
+    exploration: float = Field(ge=0, lt=1, description="prob. a slot is filled uniformly at random")
+
+
+class OracleParams(Section):
+    habit_weight: float = Field(
+        ge=0, description="long-term oracle: value of moving a habit towards formation"
+    )
+
+
+class SimulateParams(Section):
+    seed: int
+    start_date: Annotated[date, Strict(False)] = Field(description="first logged day (UTC)")
+    warmup_days: int = Field(ge=0, description="days simulated before logging starts")
+    days: int = Field(gt=0)
+    slate_size: int = Field(gt=0)
+    max_sessions_per_day: int = Field(gt=0)
+    catalogue: CatalogueParams
+    users: PopulationParams
+    dynamics: DynamicsParams
+    logging_policy: LoggingPolicyParams
+    oracle: OracleParams
+
+    @model_validator(mode="after")
+    def _pool_fits(self) -> "SimulateParams":
+        if self.logging_policy.pool_size < self.slate_size:
+            raise ValueError("logging_policy.pool_size must be >= slate_size")
+        if self.logging_policy.pool_size > self.catalogue.n_tracks:
+            raise ValueError("logging_policy.pool_size must be <= catalogue.n_tracks")
+        return self
+
+
+class ABParams(Section):
+    seed: int
+    horizon_days: int = Field(gt=0)
+    n_users: int = Field(ge=0, description="users per arm; 0 = the whole live population")
+    confidence: float = Field(gt=0, lt=1)
+
+
+# --------------------------------------------------------------------------- validate
+
+
+class ValidateParams(Section):
+    daily_volume_min_ratio: float = Field(
+        gt=0, le=1, description="a day's impressions must be >= this x the median day"
+    )
+    daily_volume_max_ratio: float = Field(ge=1)
+    max_ms_played: int = Field(gt=0)
+    max_slate_size: int = Field(gt=0)
+
+
+# --------------------------------------------------------------------------- all
+
+
+class Params(Section):
+    source: SourceParams
+    tracking: TrackingParams
+    simulate: SimulateParams
+    ab: ABParams
+    validate_: ValidateParams = Field(alias="validate")
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
+
+    def section_hash(self, *names: str) -> str:
+        """A short, stable hash of some sections (lineage tags, cache keys)."""
+        dumped = self.model_dump(mode="json", by_alias=True)
+        payload = json.dumps({n: dumped[n] for n in names}, sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+def load_params(path: str | Path = DEFAULT_PARAMS, overrides: dict[str, Any] | None = None) -> Params:
+    """Load and validate ``params.yaml``; ``overrides`` maps dotted keys to values (tests, CLIs)."""
+    path = Path(path)
+    if not path.exists():
+        raise ParamsError(f"{path}: parameters file not found.")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{path}: expected a mapping of sections at the top level.")
+    return params_from_dict(raw, overrides, where=str(path))
+
+
+def params_from_dict(
+    raw: dict[str, Any], overrides: dict[str, Any] | None = None, where: str = "params"
+) -> Params:
+    """Validate a params mapping (e.g. the dict a KFP run receives) into :class:`Params`."""
+    raw = copy.deepcopy(raw)
+    for dotted, value in (overrides or {}).items():
+        _set_dotted(raw, dotted, value, where)
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        raise ParamsError(_explain(exc, raw, where)) from None
+
+
+def _set_dotted(raw: dict[str, Any], dotted: str, value: Any, where: str) -> None:
+    node = raw
+    *parents, leaf = dotted.split(".")
+    for key in parents:
+        if not isinstance(node.get(key), dict):
+            raise ParamsError(f"{where}: override '{dotted}': '{key}' is not a section.")
+        node = node[key]
+    if leaf not in node:
+        raise ParamsError(f"{where}: override '{dotted}': unknown key '{leaf}'.")
+    node[leaf] = value
+
+
+def _explain(exc: ValidationError, raw: dict[str, Any], where: str) -> str:
+    lines = [f"{where}: {exc.error_count()} invalid parameter(s):"]
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"])
+        if err["type"] == "extra_forbidden":
+            known = _known_keys(err["loc"][:-1])
+            hint = difflib.get_close_matches(str(err["loc"][-1]), known, n=1)
+            tip = f" (did you mean '{hint[0]}'?)" if hint else ""
+            lines.append(f"  - {key}: unknown key{tip}")
+        elif err["type"] == "missing":
+            lines.append(f"  - {key}: missing (every parameter must be set in params.yaml)")
+        else:
+            lines.append(f"  - {key}: {err['msg']} (got {err.get('input')!r})")
+    return "\n".join(lines)
+
+
+def _known_keys(loc: tuple) -> list[str]:
+    """Field names of the section at ``loc`` (for 'did you mean' hints)."""
+    model: type[BaseModel] = Params
+    for part in loc:
+        field = next(
+            (f for n, f in model.model_fields.items() if part in (n, f.alias)), None
+        )
+        if field is None or not isinstance(field.annotation, type) or not issubclass(
+            field.annotation, BaseModel
+        ):
+            return []
+        model = field.annotation
+    return [f.alias or n for n, f in model.model_fields.items()]

@@ -1,0 +1,34 @@
+"""Run a stage the same way from every entry point (CLI, DVC, KFP op).
+
+Loads and validates the params, opens an MLflow run, calls the stage's ``core.run``,
+writes ``metrics/<stage>.json`` and logs the same numbers to MLflow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from components.io import write_json
+from components.params import Params, load_params
+from components.tracking import go_offline, stage_run
+
+
+def execute(
+    stage: str,
+    params: Path | Params,
+    fn: Callable[[Params], dict[str, Any]],
+    metrics_path: Path | None = None,
+    seed_of: Callable[[Params], int] | None = None,
+) -> dict[str, Any]:
+    """Call ``fn(params)`` inside an MLflow run; returns (and writes) its metrics."""
+    go_offline()
+    p = params if isinstance(params, Params) else load_params(params)
+    with stage_run(stage, p, seed=seed_of(p) if seed_of else None) as run:
+        metrics = fn(p)
+        run.log_metrics(metrics)
+        if metrics_path is not None:
+            write_json(metrics_path, metrics)
+            run.log_artifact(metrics_path)
+    return metrics

@@ -1,0 +1,55 @@
+"""Shared fixtures: tiny worlds generated on the fly (never committed blobs)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from components.params import Params, load_params
+from components.tracking import OFFLINE_ENV
+
+for _k, _v in OFFLINE_ENV.items():
+    os.environ.setdefault(_k, _v)
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Small enough for seconds, big enough for every mechanism (churn, habits, sessions) to occur.
+TINY = {
+    "tracking.enabled": False,
+    "simulate.warmup_days": 3,
+    "simulate.days": 14,
+    "simulate.users.n_users": 400,
+    "simulate.catalogue.n_genres": 6,
+    "simulate.catalogue.n_artists": 60,
+    "simulate.catalogue.n_tracks": 300,
+    "simulate.logging_policy.pool_size": 50,
+}
+
+
+def tiny_params(**overrides) -> Params:
+    """Repo params.yaml with the tiny overrides (+ any given, dotted keys with '__' for '.')."""
+    extra = {k.replace("__", "."): v for k, v in overrides.items()}
+    return load_params(REPO / "params.yaml", {**TINY, **extra})
+
+
+@pytest.fixture(scope="session")
+def params() -> Params:
+    return tiny_params()
+
+
+@pytest.fixture(scope="session")
+def tiny_logs(tmp_path_factory, params) -> tuple[Path, Path]:
+    """(raw_dir, world_dir) of a tiny simulated world, shared read-only by the session."""
+    from components.simulate.core import run
+
+    root = tmp_path_factory.mktemp("tiny_world")
+    raw, world = root / "raw", root / "world"
+    run(params, raw, world, progress=False)
+    return raw, world
+
+
+@pytest.fixture(scope="session")
+def tiny_raw(tiny_logs) -> Path:
+    return tiny_logs[0]
