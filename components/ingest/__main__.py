@@ -10,14 +10,15 @@ import typer
 from components.cli import app as make_app
 from components.cli import params_option, user_errors
 
-app = make_app(
+HELP = (
     "Ingest real logs instead of simulating: read the contract tables (impressions, plays, "
     "users, tracks) from a folder of parquet files and lay them out exactly as `simulate` "
     "does, so every later stage runs unchanged. No ground truth exists for real logs."
 )
+app = make_app(HELP)
 
 
-@app.command()
+@app.command(help=HELP)
 def main(
     params: Path = params_option(),
     logs_dir: Optional[Path] = typer.Option(None, "--logs-dir", help="folder with the contract tables (default: source.logs_dir)"),

@@ -13,13 +13,14 @@ import typer
 from components.cli import app as make_app
 from components.cli import params_option, user_errors
 
-app = make_app(
+HELP = (
     "Produce the raw logs: run `simulate` when `source.kind` is 'world', or `ingest` the "
     "parquet files in `source.logs_dir` when it is 'logs'."
 )
+app = make_app(HELP)
 
 
-@app.command()
+@app.command(help=HELP)
 def main(
     params: Path = params_option(),
     raw_dir: Path = typer.Option(Path("data/raw"), "--raw-dir", help="where the raw-log tables go"),

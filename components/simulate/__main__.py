@@ -9,15 +9,16 @@ import typer
 from components.cli import app as make_app
 from components.cli import params_option, user_errors
 
-app = make_app(
+HELP = (
     "Simulate the listening world under the logging policy for `simulate.days` days "
     "(after `simulate.warmup_days` unlogged days) and write the raw logs "
     "(impressions, plays, users, tracks as parquet, plus manifest.json) and, apart, the "
     "hidden truth. Every parameter comes from the `simulate` section of params.yaml."
 )
+app = make_app(HELP)
 
 
-@app.command()
+@app.command(help=HELP)
 def main(
     params: Path = params_option(),
     raw_dir: Path = typer.Option(Path("data/raw"), "--raw-dir", help="where the four raw-log tables and manifest.json go"),

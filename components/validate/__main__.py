@@ -1,0 +1,49 @@
+"""CLI: ``python -m components.validate --help``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from components.cli import app as make_app
+from components.cli import params_option, user_errors
+
+HELP = (
+    "Check the raw logs with Great Expectations; refuse them (exit 2) if any expectation fails.\n\n"
+    "Reads impressions, plays, users, tracks and manifest.json from --raw-dir and checks dtypes, "
+    "nulls, value ranges, timestamps inside the manifest's window, unique keys, referential "
+    "integrity and daily impression volume (bounds: the `validate` section of params.yaml).\n\n"
+    "Success writes --report and --metrics. A breach removes both, writes <report>.failed.html "
+    "and lists each failure: table, expectation, column(s), failing rows of total."
+)
+app = make_app(HELP)
+
+
+@app.command(help=HELP)
+def main(
+    params: Path = params_option(),
+    raw_dir: Path = typer.Option(
+        Path("data/raw"), "--raw-dir",
+        help="folder with the four raw-log tables and manifest.json (written by simulate/ingest)",
+    ),
+    report_path: Path = typer.Option(
+        Path("reports/validation.html"), "--report", dir_okay=False,
+        help="HTML report of every expectation; a failing run removes it and writes "
+        "<stem>.failed.html beside it instead",
+    ),
+    metrics_path: Path = typer.Option(
+        Path("metrics/validate.json"), "--metrics", dir_okay=False,
+        help="JSON file for the run's counts (expectations, failures, rows per table); removed on failure",
+    ),
+) -> None:
+    """Validate the raw logs (see HELP)."""
+    with user_errors("validate"):
+        from components.stage import execute
+        from components.validate.core import run
+
+        execute("validate", params, lambda p: run(p, raw_dir, report_path, metrics_path), metrics_path)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,30 @@
+"""One thin KFP component per stage: import the runtime, call it. No logic lives here.
+
+(No ``from __future__ import annotations`` here: KFP reads the real annotation objects.)
+
+Components are lightweight Python components running in Encore's image (which has the
+package installed, hence ``install_kfp_package=False``); ``kfp.local`` runs the same
+functions in the current environment.
+"""
+
+
+from kfp import dsl
+from kfp.dsl import HTML, Dataset, Input, Metrics, Output
+
+from pipelines.images import CPU_IMAGE
+
+
+@dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
+def simulate(params: dict, raw_logs: Output[Dataset], world: Output[Dataset], metrics: Output[Metrics]):
+    """Simulate the listening world, or ingest real logs when source.kind is 'logs'."""
+    from pipelines import runtime
+
+    runtime.raw_logs(params, raw_logs.path, world.path, metrics)
+
+
+@dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
+def validate(params: dict, raw_logs: Input[Dataset], report: Output[HTML], metrics: Output[Metrics]):
+    """Validate the raw logs with Great Expectations; fail the run on a breach."""
+    from pipelines import runtime
+
+    runtime.validate(params, raw_logs.path, report.path, metrics)

@@ -1,0 +1,61 @@
+"""What runs *inside* a KFP component: validate params, call the stage, report metrics.
+
+Each op in :mod:`pipelines.ops` is one import and one call into this module, so the
+component bodies stay a few lines and every behaviour lives in ``components/``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from components.params import Params, params_from_dict
+from components.stage import execute
+
+
+def _params(params: dict) -> Params:
+    """Validate the pipeline's params dict.
+
+    KFP carries dict parameters as protobuf Structs, where every number is a double, so
+    integral floats are turned back into ints first (a float field accepts an int).
+    """
+    return params_from_dict(_ints_restored(params), where="pipeline parameter 'params'")
+
+
+def _ints_restored(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _ints_restored(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_ints_restored(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _report(metrics_artifact: Any, metrics: dict[str, Any]) -> None:
+    for key, value in metrics.items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            metrics_artifact.log_metric(key, float(value))
+
+
+def raw_logs(params: dict, raw_dir: str, world_dir: str, metrics_artifact: Any) -> None:
+    """The first slot: simulate the world or ingest real logs, per ``source.kind``."""
+    p = _params(params)
+    if p.source.kind == "world":
+        from components.simulate.core import run as simulate
+
+        m = execute("simulate", p, lambda q: simulate(q, Path(raw_dir), Path(world_dir)), seed_of=lambda q: q.simulate.seed)
+    else:
+        from components.ingest.core import run as ingest
+
+        m = execute("ingest", p, lambda q: ingest(q, Path(q.source.logs_dir), Path(raw_dir), Path(world_dir)))
+    _report(metrics_artifact, m)
+
+
+def validate(params: dict, raw_dir: str, report_path: str, metrics_artifact: Any) -> None:
+    """Great Expectations over the raw logs; the HTML report becomes the task's HTML artifact."""
+    from components.validate.core import run
+
+    p = _params(params)
+    m = execute("validate", p, lambda q: run(q, Path(raw_dir), Path(report_path), None))
+    _report(metrics_artifact, m)

@@ -1,0 +1,55 @@
+"""The committed KFP spec is fresh, and the KFP DAG mirrors the DVC DAG stage for stage."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import yaml
+
+from pipelines.compile import COMPILED_DIR, stale_files
+from tests.conftest import REPO
+
+
+def _dvc_stages() -> dict:
+    return yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+
+
+def _kfp_tasks() -> dict:
+    spec = yaml.safe_load((COMPILED_DIR / "encore_training.yaml").read_text())
+    return spec["root"]["dag"]["tasks"]
+
+
+def test_committed_spec_is_fresh():
+    assert stale_files() == [], "run `python -m pipelines.compile` and commit the result"
+
+
+def test_check_flag_fails_on_a_stale_spec(tmp_path):
+    stale = tmp_path / "encore_training.yaml"
+    stale.write_text((COMPILED_DIR / "encore_training.yaml").read_text().replace("encore-training", "other"))
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipelines.compile", "--check", "--out-dir", str(tmp_path)],
+        cwd=REPO, capture_output=True, text=True,
+    )
+    assert proc.returncode == 1 and "stale" in proc.stderr
+
+
+def test_every_dvc_stage_has_a_matching_kfp_task():
+    assert set(_dvc_stages()) == set(_kfp_tasks())
+
+
+def test_kfp_tasks_follow_the_dvc_dependencies():
+    """If DVC stage B depends on an output of stage A, KFP task B consumes an artifact of task A."""
+    stages, tasks = _dvc_stages(), _kfp_tasks()
+    outs = {stage: [list(o)[0] if isinstance(o, dict) else o for o in spec.get("outs", [])] for stage, spec in stages.items()}
+    for stage, spec in stages.items():
+        upstream = {s for s, paths in outs.items() for d in spec.get("deps", []) if d in paths}
+        artifacts = tasks[stage].get("inputs", {}).get("artifacts", {})
+        producers = {a["taskOutputArtifact"]["producerTask"] for a in artifacts.values() if "taskOutputArtifact" in a}
+        assert upstream <= producers, f"{stage}: DVC upstream {upstream}, KFP producers {producers}"
+
+
+def test_components_run_in_a_pinned_image():
+    spec = yaml.safe_load((COMPILED_DIR / "encore_training.yaml").read_text())
+    images = {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()}
+    assert images and all(not i.endswith(":latest") and ":" in i for i in images), images
