@@ -168,6 +168,34 @@ class ValidateParams(Section):
     max_slate_size: int = Field(gt=0)
 
 
+# --------------------------------------------------------------------------- cluster
+
+
+class GPUParams(Section):
+    accelerator_type: str = Field(description="KFP accelerator type, e.g. nvidia.com/gpu")
+    accelerator_limit: int = Field(gt=0, description="GPUs per training task")
+    node_selector_key: str = Field(description="node label that marks GPU nodes")
+    node_selector_value: str
+    toleration_key: str = Field(description="taint GPU nodes carry (tolerated by training pods)")
+    toleration_effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"]
+    shared_memory: str = Field(description="size of the /dev/shm emptyDir for data loaders, e.g. 8Gi")
+
+
+class ClusterParams(Section):
+    """How the compiled pipeline runs on Kubernetes (read at compile time)."""
+
+    image_registry: str = Field(description="registry + repository prefix of Encore's images")
+    image_tag: str = Field(description="immutable image tag (never 'latest')")
+    namespace: str = Field(description="Kubeflow profile namespace the pipeline runs in")
+    gpu: GPUParams
+
+    @model_validator(mode="after")
+    def _no_latest(self) -> "ClusterParams":
+        if self.image_tag == "latest":
+            raise ValueError("image_tag 'latest' is not allowed: pin an immutable tag")
+        return self
+
+
 # --------------------------------------------------------------------------- all
 
 
@@ -177,6 +205,7 @@ class Params(Section):
     simulate: SimulateParams
     ab: ABParams
     validate_: ValidateParams = Field(alias="validate")
+    cluster: ClusterParams
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
 

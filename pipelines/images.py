@@ -1,17 +1,20 @@
 """Container images the compiled pipeline runs in: one CPU image, one GPU image.
 
-One parameter picks both: ``ENCORE_IMAGE_REGISTRY`` and ``ENCORE_IMAGE_TAG`` at compile
-time (defaults below; never ``latest``). The committed spec uses the defaults.
+One parameter picks both: ``cluster.image_registry`` / ``cluster.image_tag`` in
+params.yaml (``ENCORE_IMAGE_REGISTRY`` / ``ENCORE_IMAGE_TAG`` override them when a CI job
+builds and compiles for another registry). Never ``latest``.
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
-from components import __version__
+from components.params import load_params
 
-REGISTRY = os.environ.get("ENCORE_IMAGE_REGISTRY", "ghcr.io/encore-ml")
-TAG = os.environ.get("ENCORE_IMAGE_TAG", __version__)
+_cluster = load_params(Path(__file__).resolve().parents[1] / "params.yaml").cluster
+REGISTRY = os.environ.get("ENCORE_IMAGE_REGISTRY", _cluster.image_registry)
+TAG = os.environ.get("ENCORE_IMAGE_TAG", _cluster.image_tag)
 if TAG == "latest":
     raise ValueError("ENCORE_IMAGE_TAG=latest is not allowed: pin an immutable tag")
 

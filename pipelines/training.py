@@ -12,6 +12,7 @@ import yaml
 from kfp import dsl
 
 from pipelines import ops
+from pipelines.scheduling import on_cpu
 
 PARAMS_FILE = Path(__file__).resolve().parents[1] / "params.yaml"
 
@@ -26,7 +27,5 @@ def default_params(path: Path = PARAMS_FILE) -> dict:
     description="Encore: simulate/ingest -> validate (later: features, labels, reward model, SFT, RLHF, evaluate, register).",
 )
 def training(params: dict = default_params()):
-    sim = ops.simulate(params=params).set_display_name("simulate")
-    sim.set_cpu_limit("2").set_memory_limit("8G")
-    val = ops.validate(params=params, raw_logs=sim.outputs["raw_logs"]).set_display_name("validate")
-    val.set_cpu_limit("2").set_memory_limit("8G")
+    sim = on_cpu(ops.simulate(params=params).set_display_name("simulate"))
+    on_cpu(ops.validate(params=params, raw_logs=sim.outputs["raw_logs"]).set_display_name("validate"))

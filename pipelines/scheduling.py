@@ -1,0 +1,28 @@
+"""Where tasks run on Kubernetes: CPU limits, and GPU placement for the training tasks.
+
+The GPU settings come from ``cluster.gpu`` in params.yaml, and ``k8s/`` must agree with
+them (a test compares the compiled spec with the manifests).
+"""
+
+from __future__ import annotations
+
+from kfp import kubernetes
+from kfp.dsl import PipelineTask
+
+from components.params import GPUParams
+
+
+def on_cpu(task: PipelineTask, cpu: str = "2", memory: str = "8G") -> PipelineTask:
+    """CPU stages: bounded requests so a busy cluster schedules them predictably."""
+    return task.set_cpu_request(cpu).set_cpu_limit(cpu).set_memory_request(memory).set_memory_limit(memory)
+
+
+def on_gpu(task: PipelineTask, gpu: GPUParams, cpu: str = "8", memory: str = "32G") -> PipelineTask:
+    """Training stages: accelerator request, GPU node selector + toleration, and a RAM-backed
+    ``/dev/shm`` (PyTorch data loaders share tensors through it; the default 64 MiB is too small)."""
+    task.set_accelerator_type(gpu.accelerator_type).set_accelerator_limit(gpu.accelerator_limit)
+    task.set_cpu_request(cpu).set_cpu_limit(cpu).set_memory_request(memory).set_memory_limit(memory)
+    kubernetes.add_node_selector(task, label_key=gpu.node_selector_key, label_value=gpu.node_selector_value)
+    kubernetes.add_toleration(task, key=gpu.toleration_key, operator="Exists", effect=gpu.toleration_effect)
+    kubernetes.empty_dir_mount(task, volume_name="dshm", mount_path="/dev/shm", medium="Memory", size_limit=gpu.shared_memory)
+    return task
