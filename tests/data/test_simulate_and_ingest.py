@@ -12,6 +12,7 @@ from components import contract
 from components.errors import ContractError
 from components.ingest.core import run as ingest
 from components.simulate.core import run as simulate
+from components.validate.core import run as validate
 from components.world import NoGroundTruth, has_truth, load_world
 from tests.conftest import tiny_params
 
@@ -72,6 +73,9 @@ def test_ingest_lays_out_real_logs_exactly_like_simulate(tmp_path, tiny_logs, pa
     assert not has_truth(out_world)
     with pytest.raises(NoGroundTruth, match="no ground truth"):
         load_world(out_world)
+    # downstream runs unchanged on ingested logs
+    checked = validate(params, out_raw, tmp_path / "validation.html", None)
+    assert checked["validate/failed"] == 0 and checked["validate/rows/impressions"] == imp.num_rows
 
 
 def test_ingest_names_the_file_and_column_at_fault(tmp_path, tiny_logs, params):
