@@ -10,6 +10,10 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 TORCH_PIP_ARGS ?=
 STAMP := $(VENV)/.encore-installed
+# checkov in a venv of its own (inside .venv, so it is ignored and removed with it): its exact
+# pins conflict with requirements/constraints.txt. Locked in tests/deploy/checkov-requirements.txt.
+TOOLS_VENV := $(VENV)/tools
+TOOLS_STAMP := $(TOOLS_VENV)/.encore-tools-installed
 
 # Air-gapped by default: nothing phones home, nothing is downloaded at run time.
 export HF_HUB_OFFLINE := 1
@@ -20,7 +24,7 @@ export DO_NOT_TRACK := true
 export DVC_NO_ANALYTICS := 1
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: help install repro test test-fast compile check-compiled bench clean
+.PHONY: help install deploy-tools repro test test-fast lint-deploy compile check-compiled bench clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -28,10 +32,17 @@ help:  ## list targets
 $(STAMP): pyproject.toml requirements/constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q $(TORCH_PIP_ARGS) "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install -q -c requirements/constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install -q -c requirements/constraints.txt -e '.[dev,deploy,server]'
 	@touch $(STAMP)
 
 install: $(STAMP)  ## create .venv and install the pinned dependency set
+
+$(TOOLS_STAMP): tests/deploy/checkov-requirements.txt | $(STAMP)
+	@test -x $(TOOLS_VENV)/bin/python || $(PYTHON) -m venv $(TOOLS_VENV)
+	$(TOOLS_VENV)/bin/python -m pip install -q -r tests/deploy/checkov-requirements.txt
+	@touch $(TOOLS_STAMP)
+
+deploy-tools: $(TOOLS_STAMP)  ## install checkov into its own venv (.venv/tools) for the deployment checks
 
 repro: install  ## run the whole pipeline (dvc repro) on the defaults in params.yaml
 	dvc repro
@@ -39,14 +50,19 @@ repro: install  ## run the whole pipeline (dvc repro) on the defaults in params.
 	@echo "Done. Results:"
 	@echo "  raw logs          data/raw/            (hidden truth apart in data/world/)"
 	@echo "  validation report reports/validation.html"
+	@echo "  features          data/features/       (Feast repo: feature_repo/, training frame: data/features/train_frame.parquet)"
+	@echo "  labels            data/labels/labels.parquet"
 	@echo "  metrics           metrics/*.json        (dvc metrics show)"
 	@echo "  MLflow runs       mlflow.db             (mlflow ui --backend-store-uri sqlite:///mlflow.db)"
 
-test: install  ## run the whole test suite, end-to-end runs on tiny data included
+test: install deploy-tools  ## run the whole test suite, end-to-end runs on tiny data included
 	$(BIN)/python -m pytest
 
-test-fast: install  ## the tests without the end-to-end runs
+test-fast: install deploy-tools  ## the tests without the end-to-end runs
 	$(BIN)/python -m pytest -m "not slow"
+
+lint-deploy: install deploy-tools  ## offline checks of docker/ and k8s/: schemas, checkov, hadolint, GPU placement, MLflow on PostgreSQL
+	$(BIN)/python -m pytest tests/deploy
 
 compile: install  ## recompile the Kubeflow pipeline specs into pipelines/compiled/
 	$(BIN)/python -m pipelines.compile
@@ -56,6 +72,7 @@ check-compiled: install  ## fail if pipelines/compiled/ is stale
 
 bench: install  ## run the benchmarks (writes benchmarks/results/*.json)
 	$(BIN)/python -m benchmarks.world_throughput
+	$(BIN)/python -m benchmarks.label_throughput
 
 clean:  ## remove pipeline outputs (not the venv)
 	rm -rf data/raw data/world reports metrics local_outputs

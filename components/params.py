@@ -168,6 +168,68 @@ class ValidateParams(Section):
     max_slate_size: int = Field(gt=0)
 
 
+# --------------------------------------------------------------------------- features
+
+
+class FeaturesParams(Section):
+    short_window_days: int = Field(gt=0, description="the short rolling window (streams_7d, ...)")
+    long_window_days: int = Field(gt=0, description="the long rolling window (streams_28d, ...)")
+    history_length: int = Field(gt=0, description="recent track ids kept per user snapshot")
+    snapshot_ttl_days: int = Field(gt=0, description="TTL of daily snapshot views (user, track)")
+    user_artist_ttl_days: int = Field(gt=0, description="TTL of the sparse user x artist view")
+    online_store: Literal["sqlite", "redis"] = Field(description="embedded default or Redis")
+    redis_connection: str = Field(description="host:port[,db=N] used when online_store is redis")
+    project: str = Field(description="Feast project name")
+
+    @model_validator(mode="after")
+    def _windows(self) -> "FeaturesParams":
+        if self.short_window_days >= self.long_window_days:
+            raise ValueError("short_window_days must be < long_window_days")
+        return self
+
+
+# --------------------------------------------------------------------------- label
+
+
+class CompositeWeights(Section):
+    streamed: float
+    saved: float
+    skipped: float
+    active_days_7d: float = Field(description="per day of the 7 (the label is divided by 7)")
+    artist_return_14d: float
+    surrogate_active_days_28d: float = Field(description="per day of the 28 (divided by 28)")
+
+
+class SurrogateParams(Section):
+    train_fraction: float = Field(
+        gt=0, lt=1, description="share of the uncensored days (oldest first) the index is fitted on"
+    )
+    max_train_rows: int = Field(gt=0, description="subsample for fitting (rows)")
+    seed: int
+
+
+class LabelParams(Section):
+    active_horizon_days: int = Field(gt=0, description="active_days_7d counts days in (t, t+h]")
+    artist_return_horizon_days: int = Field(gt=0)
+    artist_return_min_days: int = Field(gt=0, description="distinct later days with that artist")
+    retention_horizon_days: int = Field(gt=0, description="retained: active in the last week before t+h")
+    retention_window_days: int = Field(gt=0)
+    attribution: Literal["equal", "split", "streamed", "position"] = Field(
+        description="how a session-level outcome is shared by the session's impressions"
+    )
+    position_decay: float = Field(ge=0, description="for attribution 'position': weight (1+pos)^-decay")
+    surrogate: SurrogateParams
+    composite: CompositeWeights
+
+    @model_validator(mode="after")
+    def _horizons(self) -> "LabelParams":
+        if self.retention_window_days > self.retention_horizon_days:
+            raise ValueError("retention_window_days must be <= retention_horizon_days")
+        if self.active_horizon_days > self.retention_horizon_days:
+            raise ValueError("the short (surrogate input) horizon must be <= the retention horizon")
+        return self
+
+
 # --------------------------------------------------------------------------- cluster
 
 
@@ -205,6 +267,8 @@ class Params(Section):
     simulate: SimulateParams
     ab: ABParams
     validate_: ValidateParams = Field(alias="validate")
+    features: FeaturesParams
+    label: LabelParams
     cluster: ClusterParams
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)

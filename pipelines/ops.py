@@ -28,3 +28,19 @@ def validate(params: dict, raw_logs: Input[Dataset], report: Output[HTML], metri
     from pipelines import runtime
 
     runtime.validate(params, raw_logs.path, report.path, metrics)
+
+
+@dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
+def features(params: dict, raw_logs: Input[Dataset], features: Output[Dataset], metrics: Output[Metrics]):
+    """Feature sources, feast apply + materialize, point-in-time training frame."""
+    from pipelines import runtime
+
+    runtime.features(params, raw_logs.path, features.path, metrics)
+
+
+@dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
+def label(params: dict, raw_logs: Input[Dataset], labels: Output[Dataset], metrics: Output[Metrics]):
+    """Immediate and mid-term reward labels, surrogate index, composite reward."""
+    from pipelines import runtime
+
+    runtime.label(params, raw_logs.path, labels.path, metrics)

@@ -59,3 +59,19 @@ def validate(params: dict, raw_dir: str, report_path: str, metrics_artifact: Any
     p = _params(params)
     m = execute("validate", p, lambda q: run(q, Path(raw_dir), Path(report_path), None))
     _report(metrics_artifact, m)
+
+
+def features(params: dict, raw_dir: str, out_dir: str, metrics_artifact: Any) -> None:
+    """Feature sources, Feast apply + materialise, and the point-in-time training frame."""
+    from components.features.core import run
+
+    m = execute("features", _params(params), lambda q: run(q, Path(raw_dir), Path(out_dir)))
+    _report(metrics_artifact, m)
+
+
+def label(params: dict, raw_dir: str, out_dir: str, metrics_artifact: Any) -> None:
+    """Mid-term reward labels per impression."""
+    from components.label.core import run
+
+    m = execute("label", _params(params), lambda q: run(q, Path(raw_dir), Path(out_dir)))
+    _report(metrics_artifact, m)

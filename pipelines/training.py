@@ -28,4 +28,8 @@ def default_params(path: Path = PARAMS_FILE) -> dict:
 )
 def training(params: dict = default_params()):
     sim = on_cpu(ops.simulate(params=params).set_display_name("simulate"))
-    on_cpu(ops.validate(params=params, raw_logs=sim.outputs["raw_logs"]).set_display_name("validate"))
+    val = on_cpu(ops.validate(params=params, raw_logs=sim.outputs["raw_logs"]).set_display_name("validate"))
+    feats = on_cpu(ops.features(params=params, raw_logs=sim.outputs["raw_logs"]).set_display_name("features"))
+    feats.after(val)
+    feats.set_caching_options(False)  # materialisation writes the online store: never skip it
+    on_cpu(ops.label(params=params, raw_logs=sim.outputs["raw_logs"]).set_display_name("label")).after(val)

@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 TINY = {
     "tracking.enabled": False,
     "simulate.warmup_days": 3,
-    "simulate.days": 14,
+    "simulate.days": 35,
     "simulate.users.n_users": 400,
     "simulate.catalogue.n_genres": 6,
     "simulate.catalogue.n_artists": 60,
@@ -53,3 +53,23 @@ def tiny_logs(tmp_path_factory, params) -> tuple[Path, Path]:
 @pytest.fixture(scope="session")
 def tiny_raw(tiny_logs) -> Path:
     return tiny_logs[0]
+
+
+@pytest.fixture(scope="session")
+def tiny_features(tmp_path_factory, tiny_raw, params) -> Path:
+    """The features stage's output folder for the tiny world (SQLite online store)."""
+    from components.features.core import run
+
+    out = tmp_path_factory.mktemp("tiny_features") / "features"
+    run(params, tiny_raw, out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_labels(tmp_path_factory, tiny_raw, params) -> Path:
+    """The label stage's output folder for the tiny world."""
+    from components.label.core import run
+
+    out = tmp_path_factory.mktemp("tiny_labels") / "labels"
+    run(params, tiny_raw, out)
+    return out

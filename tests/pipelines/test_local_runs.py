@@ -30,6 +30,9 @@ def test_kfp_local_run_covers_the_dag(tmp_path, monkeypatch):
     assert reports and "<html" in reports[0].read_text().lower()
     raw = [p for p in root.rglob("raw_logs") if p.is_dir()]
     assert raw and (raw[0] / "impressions.parquet").exists()
+    features = [p for p in root.rglob("features") if (p / "train_frame.parquet").exists()]
+    assert features and (features[0] / "feast" / "registry.db").exists()
+    assert list(root.rglob("labels/labels.parquet"))
     metrics = [json.loads(p.read_text()) for p in root.rglob("executor_output.json")]
     assert metrics, "tasks must report outputs"
 
@@ -38,7 +41,7 @@ def _workspace(tmp_path: Path) -> Path:
     """A copy of the project as a user would have it (tracked content only)."""
     ws = tmp_path / "ws"
     ws.mkdir()
-    for name in ("components", "pipelines", "data/external", "dvc.yaml", ".dvcignore"):
+    for name in ("components", "pipelines", "feature_repo", "data/external", "dvc.yaml", ".dvcignore"):
         src = REPO / name
         if src.is_dir():
             shutil.copytree(src, ws / name, ignore=shutil.ignore_patterns("__pycache__"))
@@ -59,8 +62,11 @@ def test_dvc_repro_runs_the_dag_then_is_a_no_op(tmp_path):
     assert _dvc(ws, "init", "--no-scm").returncode == 0
     first = _dvc(ws, "repro")
     assert first.returncode == 0, first.stdout + first.stderr
-    assert "Running stage 'simulate'" in first.stdout and "Running stage 'validate'" in first.stdout
+    for stage in ("simulate", "validate", "features", "label"):
+        assert f"Running stage '{stage}'" in first.stdout, stage
     assert (ws / "reports" / "validation.html").exists()
+    assert (ws / "data" / "features" / "train_frame.parquet").exists()
+    assert json.loads((ws / "metrics" / "label.json").read_text())["label/impressions"] > 0
     assert json.loads((ws / "metrics" / "validate.json").read_text())
     second = _dvc(ws, "repro")
     assert second.returncode == 0, second.stdout + second.stderr
@@ -71,3 +77,5 @@ def test_dvc_repro_runs_the_dag_then_is_a_no_op(tmp_path):
     (ws / "params.yaml").write_text(params)
     third = _dvc(ws, "repro")
     assert "Running stage 'validate'" in third.stdout and "Running stage 'simulate'" not in third.stdout
+    # validate's metrics are counts only, so downstream stages see an unchanged dependency
+    assert "Running stage 'features'" not in third.stdout

@@ -1,0 +1,1 @@
+"""Stage ``features``: point-in-time-correct features served by Feast (see core.py)."""

@@ -1,0 +1,225 @@
+"""Batch feature sources computed from the raw logs, each row stamped with when it became known.
+
+All aggregates are daily snapshots: the row for day ``d`` covers events on days <= d and
+is stamped ``event_timestamp = window_start + (d + 1) days`` — the moment day ``d`` is
+over. A point-in-time join (``feature.event_timestamp <= impression.ts``) therefore only
+ever sees events from days strictly before the impression's day: no leakage by design
+(and ``tests/data/test_feature_leakage.py`` proves it by truncating the log).
+
+Views:
+- ``user_activity`` (user; dense: every live user every day): rolling counts and rates;
+- ``track_stats`` (track; dense): rolling engagement and popularity, age, static attributes;
+- ``user_artist`` (user x artist; sparse: a row on each day the pair was played):
+  cumulative plays, distinct days, last day played;
+- ``user_history`` (user; sparse: a row on each day the user played): the last N tracks.
+
+Aggregation runs on dense (entity x day) cumulative grids in numpy (``bincount`` then
+``cumsum``; a rolling window is a difference of two columns); frames are polars.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import polars as pl
+
+from components.label.signals import day_index, dense_ids
+from components.params import FeaturesParams
+
+DAY_US = 86_400_000_000
+
+
+@dataclass(frozen=True)
+class Logs:
+    """The raw tables as polars frames plus the window (start, number of days)."""
+
+    impressions: pl.DataFrame
+    plays: pl.DataFrame
+    users: pl.DataFrame
+    tracks: pl.DataFrame
+    start: datetime
+    n_days: int
+
+
+def snapshot_ts(start: datetime, days: np.ndarray) -> pl.Series:
+    """End of day ``d`` (= start + (d+1) days) as UTC timestamps: when day ``d``'s aggregates are known."""
+    start_us = int(start.timestamp() * 1_000_000)
+    us = start_us + (np.asarray(days, dtype=np.int64) + 1) * DAY_US
+    return pl.Series("event_timestamp", us).cast(pl.Datetime("us", "UTC"))
+
+
+def _grid(row: np.ndarray, day: np.ndarray, n_rows: int, n_days: int, weights: np.ndarray | None = None) -> np.ndarray:
+    """(n_rows, n_days + 1) cumulative totals: G[r, k] = total on days < k."""
+    counts = np.bincount(row * n_days + day, weights=weights, minlength=n_rows * n_days).reshape(n_rows, n_days)
+    grid = np.zeros((n_rows, n_days + 1), dtype=np.float64)
+    np.cumsum(counts, axis=1, out=grid[:, 1:])
+    return grid
+
+
+def _rolling(grid: np.ndarray, window: int) -> np.ndarray:
+    """(n_rows, n_days): totals over the ``window`` days ending on each day (inclusive)."""
+    hi = np.arange(1, grid.shape[1])
+    return grid[:, hi] - grid[:, np.maximum(hi - window, 0)]
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """num / den, NaN (-> null) where nothing was observed: 'no data' is not 'rate 0'."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / np.maximum(den, 1), np.nan)
+
+
+def _frame(keys: dict[str, np.ndarray], start: datetime, days: np.ndarray,
+           counts: dict[str, np.ndarray], rates: dict[str, np.ndarray]) -> pl.DataFrame:
+    """Keys + Int64 counts + Float64 rates (NaN -> null) + event_timestamp."""
+    return pl.DataFrame(
+        {
+            **keys,
+            **{k: v.astype(np.int64) for k, v in counts.items()},
+            **{k: pl.Series(k, v.astype(np.float64)).fill_nan(None) for k, v in rates.items()},
+        }
+    ).with_columns(snapshot_ts(start, days))
+
+
+def _genre_of(tracks: pl.DataFrame, track_ids: np.ndarray) -> np.ndarray:
+    tid, gid = tracks["track_id"].to_numpy(), tracks["genre_id"].to_numpy()
+    order = np.argsort(tid)
+    return gid[order][np.searchsorted(tid[order], track_ids)]
+
+
+def user_activity(logs: Logs, fp: FeaturesParams) -> pl.DataFrame:
+    """Per live user per day: streams, active days, engagement with recommendations, genre entropy, tenure."""
+    D, s, w = logs.n_days, fp.short_window_days, fp.long_window_days
+    imp, plays, users = logs.impressions, logs.plays, logs.users
+    iu, pu, uu = dense_ids(imp["user_id"].to_numpy(), plays["user_id"].to_numpy(), users["user_id"].to_numpy())
+    U = int(uu.max(initial=-1)) + 1
+    idays, pdays = day_index(imp["ts"], logs.start), day_index(plays["ts"], logs.start)
+
+    plays_g = _grid(pu, pdays, U, D)
+    organic_g = _grid(pu, pdays, U, D, weights=(plays["source"] != "rec").to_numpy().astype(float))
+    active_key = np.unique(np.concatenate([iu * D + idays, pu * D + pdays]))
+    active_g = _grid(active_key // D, active_key % D, U, D)
+    imp_g = _grid(iu, idays, U, D)
+    long_imp, long_plays = _rolling(imp_g, w), _rolling(plays_g, w)
+
+    def rate(flag: str) -> np.ndarray:
+        return _ratio(_rolling(_grid(iu, idays, U, D, weights=imp[flag].to_numpy().astype(float)), w), long_imp)
+
+    counts = {
+        f"u_streams_{s}d": _rolling(plays_g, s),
+        f"u_streams_{w}d": long_plays,
+        f"u_active_days_{s}d": _rolling(active_g, s),
+        f"u_active_days_{w}d": _rolling(active_g, w),
+        f"u_rec_impressions_{w}d": long_imp,
+    }
+    rates = {
+        f"u_rec_stream_rate_{w}d": rate("streamed"),
+        f"u_skip_rate_{w}d": rate("skipped"),
+        f"u_save_rate_{w}d": rate("saved"),
+        f"u_organic_share_{w}d": _ratio(_rolling(organic_g, w), long_plays),
+        f"u_genre_entropy_{w}d": _genre_entropy(pu, pdays, _genre_of(logs.tracks, plays["track_id"].to_numpy()), U, D, w),
+    }
+    start_us = int(logs.start.timestamp() * 1_000_000)
+    signup_day = np.floor((users["signup_ts"].dt.epoch("us").to_numpy() - start_us) / DAY_US)
+    tenure = np.full((U, D), -1.0)
+    tenure[uu] = np.arange(D)[None, :] + 1 - signup_day[:, None]
+    counts["u_tenure_days"] = tenure
+
+    rows, days = np.nonzero(tenure > 0)  # a user has a snapshot from the day after signing up
+    ids = np.zeros(U, np.int64)
+    ids[uu] = users["user_id"].to_numpy()
+    return _frame(
+        {"user_id": ids[rows]}, logs.start, days,
+        {k: v[rows, days] for k, v in counts.items()}, {k: v[rows, days] for k, v in rates.items()},
+    )
+
+
+def _genre_entropy(pu: np.ndarray, pdays: np.ndarray, genre: np.ndarray, U: int, D: int, w: int) -> np.ndarray:
+    """(U, D) Shannon entropy (nats) of the genres streamed over the last ``w`` days; NaN if none."""
+    _, g = np.unique(genre, return_inverse=True)
+    G = int(g.max(initial=-1)) + 1
+    counts = np.bincount((pu * D + pdays) * G + g, minlength=U * D * G).reshape(U, D, G)
+    cum = np.zeros((U, D + 1, G), dtype=np.float32)
+    np.cumsum(counts, axis=1, out=cum[:, 1:, :])
+    hi = np.arange(1, D + 1)
+    win = cum[:, hi, :] - cum[:, np.maximum(hi - w, 0), :]
+    total = win.sum(axis=2)
+    p = win / np.maximum(total, 1)[..., None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ent = -np.where(p > 0, p * np.log(p), 0.0).sum(axis=2)
+    return np.where(total > 0, ent, np.nan)
+
+
+def track_stats(logs: Logs, fp: FeaturesParams) -> pl.DataFrame:
+    """Per track per day: rolling impressions, stream/skip/save rates, plays (popularity), age."""
+    D, w = logs.n_days, fp.long_window_days
+    imp, plays, tracks = logs.impressions, logs.plays, logs.tracks
+    it, pt, tt = dense_ids(imp["track_id"].to_numpy(), plays["track_id"].to_numpy(), tracks["track_id"].to_numpy())
+    T = int(tt.max(initial=-1)) + 1
+    idays, pdays = day_index(imp["ts"], logs.start), day_index(plays["ts"], logs.start)
+    imp_w = _rolling(_grid(it, idays, T, D), w)
+
+    def rate(flag: str) -> np.ndarray:
+        return _ratio(_rolling(_grid(it, idays, T, D, weights=imp[flag].to_numpy().astype(float)), w), imp_w)
+
+    start_us = int(logs.start.timestamp() * 1_000_000)
+    release_day = np.floor((tracks["release_ts"].dt.epoch("us").to_numpy() - start_us) / DAY_US)
+    rows = np.repeat(tt, D)
+    days = np.tile(np.arange(D), len(tt))
+    age = (days + 1 - np.repeat(release_day, D))
+    plays_w = _rolling(_grid(pt, pdays, T, D), w)
+    counts = {
+        f"t_impressions_{w}d": imp_w[rows, days],
+        f"t_plays_{w}d": plays_w[rows, days],
+        "t_age_days": age,
+        "t_genre_id": np.repeat(tracks["genre_id"].to_numpy(), D),
+        "t_duration_s": np.repeat(tracks["duration_ms"].to_numpy() // 1000, D),
+    }
+    rates = {
+        f"t_stream_rate_{w}d": rate("streamed")[rows, days],
+        f"t_skip_rate_{w}d": rate("skipped")[rows, days],
+        f"t_save_rate_{w}d": rate("saved")[rows, days],
+        f"t_log_plays_{w}d": np.log1p(plays_w[rows, days]),
+    }
+    keep = age > 0  # a track exists from the day after its release
+    return _frame(
+        {"track_id": np.repeat(tracks["track_id"].to_numpy(), D)[keep]}, logs.start, days[keep],
+        {k: v[keep] for k, v in counts.items()}, {k: v[keep] for k, v in rates.items()},
+    )
+
+
+def user_artist(logs: Logs) -> pl.DataFrame:
+    """Per (user, artist), a row on each day the pair was played: cumulative plays, distinct days, last day."""
+    plays = logs.plays.select("user_id", "artist_id", day=pl.Series(day_index(logs.plays["ts"], logs.start)))
+    daily = plays.group_by("user_id", "artist_id", "day").agg(n=pl.len()).sort("user_id", "artist_id", "day")
+    daily = daily.with_columns(
+        ua_plays=pl.col("n").cum_sum().over("user_id", "artist_id"),
+        ua_days_played=pl.int_range(1, pl.len() + 1).over("user_id", "artist_id"),
+        ua_last_play_epoch_day=(pl.col("day") + int(logs.start.timestamp() // 86_400)).cast(pl.Int64),
+    )
+    return daily.select(
+        "user_id", "artist_id",
+        pl.col("ua_plays").cast(pl.Int64), pl.col("ua_days_played").cast(pl.Int64), "ua_last_play_epoch_day",
+    ).with_columns(snapshot_ts(logs.start, daily["day"].to_numpy()))
+
+
+def user_history(logs: Logs, fp: FeaturesParams) -> pl.DataFrame:
+    """Per user, a row on each day they played: their last ``history_length`` track ids (oldest first)."""
+    H = fp.history_length
+    plays = logs.plays.select("user_id", "ts", "track_id").sort("user_id", "ts")
+    days = day_index(plays["ts"], logs.start)
+    user = plays["user_id"].to_numpy()
+    track = plays["track_id"].to_numpy()
+    # the last play of each (user, day) closes that day's snapshot
+    last = np.r_[(user[1:] != user[:-1]) | (days[1:] != days[:-1]), True]
+    ends = np.flatnonzero(last) + 1
+    first_of_user = np.r_[0, np.flatnonzero(user[1:] != user[:-1]) + 1]
+    user_start = first_of_user[np.searchsorted(first_of_user, ends - 1, side="right") - 1]
+    idx = ends[:, None] - H + np.arange(H)[None, :]
+    valid = idx >= user_start[:, None]
+    recent = np.where(valid, track[np.clip(idx, 0, None)], -1)
+    history = pl.Series("recent_tracks", recent).cast(pl.List(pl.Int64)).list.eval(pl.element().filter(pl.element() >= 0))
+    return pl.DataFrame({"user_id": user[ends - 1], "recent_tracks": history}).with_columns(
+        snapshot_ts(logs.start, days[ends - 1])
+    )

@@ -1,0 +1,85 @@
+"""Feast glue: open the store, apply, materialise, and read features (offline and online).
+
+The repository's ``feature_store.yaml`` (or ``feature_store.redis.yaml``) is the template;
+the stage substitutes its own paths and the ``features`` params, so the committed files
+stay the single description of how the store is configured.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import yaml
+
+from components.params import FeaturesParams
+
+REPO_DIR = Path(__file__).resolve().parents[2] / "feature_repo"
+TEMPLATES = {"sqlite": "feature_store.yaml", "redis": "feature_store.redis.yaml"}
+EPOCH_DAY_US = 86_400_000_000
+
+
+def repo_config(fp: FeaturesParams, store_dir: Path, repo_dir: Path = REPO_DIR, template: str | None = None) -> Any:
+    """A Feast RepoConfig from the committed template, with registry/online paths under ``store_dir``."""
+    from feast.repo_config import RepoConfig
+
+    raw = yaml.safe_load((repo_dir / (template or TEMPLATES[fp.online_store])).read_text())
+    raw["project"] = fp.project
+    raw["registry"] = str(Path(store_dir, "registry.db").resolve())
+    online = raw["online_store"]
+    if online["type"] == "sqlite":
+        online["path"] = str(Path(store_dir, "online.db").resolve())
+    elif online["type"] == "redis":
+        online["connection_string"] = fp.redis_connection
+    return RepoConfig(repo_path=str(repo_dir), **raw)
+
+
+def open_store(config: Any) -> Any:
+    from feast import FeatureStore
+
+    logging.getLogger("feast").setLevel(logging.WARNING)
+    return FeatureStore(config=config)
+
+
+def apply(store: Any, objects: dict[str, Any]) -> None:
+    """``feast apply``: register (or update) entities, views and services."""
+    store.apply(list(objects.values()))
+
+
+def materialize(store: Any, end: datetime, fp: FeaturesParams) -> None:
+    """Load the latest value of every entity (within its TTL) into the online store."""
+    start = end - timedelta(days=max(fp.snapshot_ttl_days, fp.user_artist_ttl_days))
+    store.materialize(start_date=start, end_date=end)
+
+
+def add_request_features(frame: pl.DataFrame, ts_column: str) -> pl.DataFrame:
+    """Features that depend on *when* a request is made, computed the same way offline and online.
+
+    ``ua_days_since_last_play``: whole days between the request and the last day the listener
+    played the candidate's artist (null if never).
+    """
+    request_day = pl.col(ts_column).dt.epoch("us") // EPOCH_DAY_US
+    return frame.with_columns(ua_days_since_last_play=(request_day - pl.col("ua_last_play_epoch_day")).cast(pl.Int64))
+
+
+def historical(store: Any, entities: pl.DataFrame, service: str) -> pl.DataFrame:
+    """Point-in-time join of a feature service onto ``entities`` (which has ``event_timestamp``)."""
+    job = store.get_historical_features(
+        entity_df=entities.to_pandas(use_pyarrow_extension_array=False),
+        features=store.get_feature_service(service),
+    )
+    return pl.from_arrow(job.to_arrow())
+
+
+def online(store: Any, entities: pl.DataFrame, service: str, now: datetime) -> pl.DataFrame:
+    """Online features for ``entities`` (join keys only), plus the request-time features at ``now``."""
+    rows = entities.to_dicts()
+    response = store.get_online_features(features=store.get_feature_service(service), entity_rows=rows)
+    frame = pl.DataFrame(response.to_dict())
+    frame = frame.with_columns(pl.lit(now).cast(pl.Datetime("us", "UTC")).alias("request_ts"))
+    if "ua_last_play_epoch_day" in frame.columns:
+        frame = add_request_features(frame, "request_ts")
+    return frame

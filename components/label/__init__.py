@@ -1,0 +1,1 @@
+"""Stage ``label``: mid-term reward signals per recommended impression (see core.py)."""
