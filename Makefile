@@ -11,7 +11,7 @@ TORCH_SPEC ?= torch==2.13.0
 TORCH_PIP_ARGS ?=
 STAMP := $(VENV)/.encore-installed
 # checkov in a venv of its own (inside .venv, so it is ignored and removed with it): its exact
-# pins conflict with requirements/constraints.txt. Locked in tests/deploy/checkov-requirements.txt.
+# pins conflict with requirements/constraints.txt. Locked in requirements/checkov.txt.
 TOOLS_VENV := $(VENV)/tools
 TOOLS_STAMP := $(TOOLS_VENV)/.encore-tools-installed
 
@@ -37,9 +37,9 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 
 install: $(STAMP)  ## create .venv and install the pinned dependency set
 
-$(TOOLS_STAMP): tests/deploy/checkov-requirements.txt | $(STAMP)
+$(TOOLS_STAMP): requirements/checkov.txt | $(STAMP)
 	@test -x $(TOOLS_VENV)/bin/python || $(PYTHON) -m venv $(TOOLS_VENV)
-	$(TOOLS_VENV)/bin/python -m pip install -q -r tests/deploy/checkov-requirements.txt
+	$(TOOLS_VENV)/bin/python -m pip install -q -r requirements/checkov.txt
 	@touch $(TOOLS_STAMP)
 
 deploy-tools: $(TOOLS_STAMP)  ## install checkov into its own venv (.venv/tools) for the deployment checks
