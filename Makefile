@@ -52,6 +52,7 @@ repro: install  ## run the whole pipeline (dvc repro) on the defaults in params.
 	@echo "  validation report reports/validation.html"
 	@echo "  features          data/features/       (Feast repo: feature_repo/, training frame: data/features/train_frame.parquet)"
 	@echo "  labels            data/labels/labels.parquet"
+	@echo "  reward models     models/reward, models/reward_click   (dvc plots show: training curves)"
 	@echo "  metrics           metrics/*.json        (dvc metrics show)"
 	@echo "  MLflow runs       mlflow.db             (mlflow ui --backend-store-uri sqlite:///mlflow.db)"
 
@@ -73,6 +74,7 @@ check-compiled: install  ## fail if pipelines/compiled/ is stale
 bench: install  ## run the benchmarks (writes benchmarks/results/*.json)
 	$(BIN)/python -m benchmarks.world_throughput
 	$(BIN)/python -m benchmarks.label_throughput
+	$(BIN)/python -m benchmarks.reward_model_throughput
 
 clean:  ## remove pipeline outputs (not the venv)
 	rm -rf data/raw data/world reports metrics local_outputs

@@ -230,6 +230,54 @@ class LabelParams(Section):
         return self
 
 
+# --------------------------------------------------------------------------- reward model
+
+
+class TransformerParams(Section):
+    hidden_size: int = Field(gt=0)
+    layers: int = Field(gt=0)
+    heads: int = Field(gt=0)
+    intermediate_size: int = Field(gt=0)
+    dropout: float = Field(ge=0, lt=1)
+
+    @model_validator(mode="after")
+    def _heads_divide(self) -> "TransformerParams":
+        if self.hidden_size % self.heads:
+            raise ValueError("hidden_size must be divisible by heads")
+        return self
+
+
+class TrainParams(Section):
+    epochs: int = Field(gt=0)
+    batch_size: int = Field(gt=0)
+    learning_rate: float = Field(gt=0)
+    weight_decay: float = Field(ge=0)
+    warmup_fraction: float = Field(ge=0, lt=1)
+    eval_every: int = Field(gt=0, description="steps between evaluations on the held-out sample")
+
+
+class RewardTargets(Section):
+    midterm: str = Field(description="label column the mid-term reward model learns (the composite)")
+    click: str = Field(description="label column of the click ablation")
+
+
+class RewardModelParams(Section):
+    seed: int
+    targets: RewardTargets
+    objective: Literal["pointwise", "pairwise"] = Field(
+        description="pointwise regression/BCE, or Bradley-Terry pairs (TRL RewardTrainer)"
+    )
+    test_user_fraction: float = Field(gt=0, lt=1, description="users held out entirely for testing")
+    split_day_fraction: float = Field(gt=0, lt=1, description="train on days before this share of the labelled days")
+    max_train_examples: int = Field(gt=0)
+    max_test_examples: int = Field(gt=0)
+    max_pairs: int = Field(gt=0, description="pairwise objective: training pairs (same session, different outcome)")
+    n_buckets: int = Field(gt=1, description="quantile buckets per numeric feature")
+    history_length: int = Field(gt=0, description="recent tracks in the context (<= features.history_length)")
+    model: TransformerParams
+    train: TrainParams
+
+
 # --------------------------------------------------------------------------- cluster
 
 
@@ -269,6 +317,7 @@ class Params(Section):
     validate_: ValidateParams = Field(alias="validate")
     features: FeaturesParams
     label: LabelParams
+    reward_model: RewardModelParams
     cluster: ClusterParams
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)

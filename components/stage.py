@@ -12,7 +12,7 @@ from typing import Any
 
 from components.io import write_json
 from components.params import Params, load_params
-from components.tracking import go_offline, stage_run
+from components.tracking import StageRun, go_offline, is_main_process, stage_run
 
 
 def execute(
@@ -21,14 +21,20 @@ def execute(
     fn: Callable[[Params], dict[str, Any]],
     metrics_path: Path | None = None,
     seed_of: Callable[[Params], int] | None = None,
+    log_outputs: Callable[[StageRun, Params], None] | None = None,
 ) -> dict[str, Any]:
-    """Call ``fn(params)`` inside an MLflow run; returns (and writes) its metrics."""
+    """Call ``fn(params)`` inside an MLflow run; returns (and writes) its metrics.
+
+    ``log_outputs`` then logs what the stage produced (models, plots) to the same run.
+    """
     go_offline()
     p = params if isinstance(params, Params) else load_params(params)
     with stage_run(stage, p, seed=seed_of(p) if seed_of else None) as run:
         metrics = fn(p)
         run.log_metrics(metrics)
-        if metrics_path is not None:
+        if log_outputs is not None and run.active:
+            log_outputs(run, p)
+        if metrics_path is not None and is_main_process():
             write_json(metrics_path, metrics)
             run.log_artifact(metrics_path)
     return metrics

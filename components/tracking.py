@@ -52,6 +52,16 @@ class StageRun:
 
             mlflow.log_artifact(str(path))
 
+    def log_curve(self, rows: list[dict[str, float]], prefix: str) -> None:
+        """A training curve as step-wise metrics (``prefix/<column>``)."""
+        if not self.active:
+            return
+        import mlflow
+
+        for row in rows:
+            step = int(row["step"])
+            mlflow.log_metrics({f"{prefix}/{k}": float(v) for k, v in row.items() if k != "step" and v == v}, step=step)
+
     def set_tags(self, tags: dict[str, str]) -> None:
         if self.active:
             import mlflow
@@ -65,7 +75,7 @@ def stage_run(stage: str, params: Params, seed: int | None = None) -> Iterator[S
     go_offline()
     cfg = params.tracking
     uri = os.environ.get("MLFLOW_TRACKING_URI", cfg.uri)
-    if not cfg.enabled:
+    if not cfg.enabled or not is_main_process():
         yield StageRun(active=False)
         return
     import logging
@@ -85,8 +95,14 @@ def stage_run(stage: str, params: Params, seed: int | None = None) -> Iterator[S
 
 
 def _sections(stage: str, params: Params) -> list[str]:
-    names = set(params.model_dump(by_alias=True))
-    return [s for s in (stage, "source") if s in names]
+    """The params sections a stage reads: its own (``reward_model`` for ``reward_model_click``) + source."""
+    names = params.model_dump(by_alias=True)
+    return [s for s in names if stage == s or stage.startswith(f"{s}_")] + ["source"]
+
+
+def is_main_process() -> bool:
+    """False in the extra workers of a multi-process ``accelerate launch`` (they must not log or write)."""
+    return os.environ.get("RANK", "0") == "0"
 
 
 def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:

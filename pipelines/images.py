@@ -12,7 +12,12 @@ from pathlib import Path
 
 from components.params import load_params
 
-_cluster = load_params(Path(__file__).resolve().parents[1] / "params.yaml").cluster
+def load_cluster():
+    """The ``cluster`` section of the repository's params.yaml (read at compile time)."""
+    return load_params(Path(__file__).resolve().parents[1] / "params.yaml").cluster
+
+
+_cluster = load_cluster()
 REGISTRY = os.environ.get("ENCORE_IMAGE_REGISTRY", _cluster.image_registry)
 TAG = os.environ.get("ENCORE_IMAGE_TAG", _cluster.image_tag)
 if TAG == "latest":

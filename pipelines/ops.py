@@ -9,9 +9,9 @@ functions in the current environment.
 
 
 from kfp import dsl
-from kfp.dsl import HTML, Dataset, Input, Metrics, Output
+from kfp.dsl import HTML, Dataset, Input, Metrics, Model, Output
 
-from pipelines.images import CPU_IMAGE
+from pipelines.images import CPU_IMAGE, GPU_IMAGE
 
 
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
@@ -44,3 +44,12 @@ def label(params: dict, raw_logs: Input[Dataset], labels: Output[Dataset], metri
     from pipelines import runtime
 
     runtime.label(params, raw_logs.path, labels.path, metrics)
+
+
+@dsl.component(base_image=GPU_IMAGE, install_kfp_package=False)
+def reward_model(params: dict, variant: str, raw_logs: Input[Dataset], features: Input[Dataset],
+                 labels: Input[Dataset], model: Output[Model], metrics: Output[Metrics]):
+    """Train the mid-term (or click) reward model with accelerate launch."""
+    from pipelines import runtime
+
+    runtime.reward_model(params, variant, raw_logs.path, features.path, labels.path, model.path, metrics)

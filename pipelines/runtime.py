@@ -34,7 +34,8 @@ def _ints_restored(value: Any) -> Any:
 
 def _report(metrics_artifact: Any, metrics: dict[str, Any]) -> None:
     for key, value in metrics.items():
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
+        # KFP metadata cannot hold NaN (e.g. a metric undefined for this run): leave it out
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value == value:
             metrics_artifact.log_metric(key, float(value))
 
 
@@ -75,3 +76,31 @@ def label(params: dict, raw_dir: str, out_dir: str, metrics_artifact: Any) -> No
 
     m = execute("label", _params(params), lambda q: run(q, Path(raw_dir), Path(out_dir)))
     _report(metrics_artifact, m)
+
+
+def _params_file(params: dict, folder: Path) -> Path:
+    """The pipeline's params dict as a params.yaml for a CLI launched in a subprocess."""
+    import yaml
+
+    path = folder / "params.yaml"
+    path.write_text(yaml.safe_dump(_ints_restored(params), sort_keys=False))
+    return path
+
+
+def reward_model(params: dict, variant: str, raw_dir: str, features_dir: str, labels_dir: str,
+                 model_dir: str, metrics_artifact: Any) -> None:
+    """Train a reward model through ``accelerate launch`` (CPU here, every GPU on the node)."""
+    import json
+    import tempfile
+
+    from components.launch import launch
+
+    _params(params)  # fail fast, in this process, on bad params
+    with tempfile.TemporaryDirectory() as tmp:
+        metrics_file = Path(tmp) / "metrics.json"
+        launch("components.reward_model", [
+            "--params", str(_params_file(params, Path(tmp))), "--variant", variant,
+            "--raw-dir", raw_dir, "--features-dir", features_dir, "--labels-dir", labels_dir,
+            "--out-dir", model_dir, "--metrics", str(metrics_file), "--no-progress",
+        ])
+        _report(metrics_artifact, json.loads(metrics_file.read_text()))

@@ -12,7 +12,8 @@ import yaml
 from kfp import dsl
 
 from pipelines import ops
-from pipelines.scheduling import on_cpu
+from pipelines.images import load_cluster
+from pipelines.scheduling import on_cpu, on_gpu
 
 PARAMS_FILE = Path(__file__).resolve().parents[1] / "params.yaml"
 
@@ -32,4 +33,10 @@ def training(params: dict = default_params()):
     feats = on_cpu(ops.features(params=params, raw_logs=sim.outputs["raw_logs"]).set_display_name("features"))
     feats.after(val)
     feats.set_caching_options(False)  # materialisation writes the online store: never skip it
-    on_cpu(ops.label(params=params, raw_logs=sim.outputs["raw_logs"]).set_display_name("label")).after(val)
+    lab = on_cpu(ops.label(params=params, raw_logs=sim.outputs["raw_logs"]).set_display_name("label")).after(val)
+    gpu = load_cluster().gpu
+    for variant, name in (("midterm", "reward_model"), ("click", "reward_model_click")):
+        on_gpu(ops.reward_model(
+            params=params, variant=variant, raw_logs=sim.outputs["raw_logs"],
+            features=feats.outputs["features"], labels=lab.outputs["labels"],
+        ).set_display_name(name), gpu)

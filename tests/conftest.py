@@ -73,3 +73,24 @@ def tiny_labels(tmp_path_factory, tiny_raw, params) -> Path:
     out = tmp_path_factory.mktemp("tiny_labels") / "labels"
     run(params, tiny_raw, out)
     return out
+
+
+# Reward-model sizes for tests: big enough for every code path, small enough for seconds.
+TINY_REWARD = {
+    "reward_model.max_train_examples": 6000,
+    "reward_model.max_test_examples": 3000,
+    "reward_model.max_pairs": 4000,
+    "reward_model.train.eval_every": 5,
+    "reward_model.train.batch_size": 128,
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_reward_model(tmp_path_factory, tiny_raw, tiny_features, tiny_labels) -> tuple[Path, dict]:
+    """A mid-term reward model trained on the tiny world: (model dir, metrics)."""
+    from components.reward_model.core import run
+
+    out = tmp_path_factory.mktemp("tiny_reward") / "reward"
+    params = tiny_params(**{k.replace(".", "__"): v for k, v in TINY_REWARD.items()})
+    metrics = run(params, tiny_raw, tiny_features, tiny_labels, out, "midterm", progress=False)
+    return out, metrics

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from components import contract
 from components.features import sources as S
 from components.features.definitions import SOURCE_FILES, feast_objects
-from components.features.store import add_request_features, apply, historical, materialize, open_store, repo_config
+from components.features.store import add_request_features, apply, historical, materialize, open_store, repo_config, view_features
 from components.io import atomic_dir
 from components.params import Params
 
@@ -35,7 +35,7 @@ def load_logs(raw_dir: Path) -> S.Logs:
     start = datetime.fromisoformat(manifest["window_start"])
     cols = {
         "impressions": IMPRESSION_KEYS + ["streamed", "skipped", "saved"],
-        "plays": ["user_id", "ts", "track_id", "artist_id", "source"],
+        "plays": ["user_id", "ts", "track_id", "artist_id", "ms_played", "source"],
         "users": ["user_id", "signup_ts"],
         "tracks": ["track_id", "artist_id", "genre_id", "duration_ms", "release_ts"],
     }
@@ -54,13 +54,27 @@ def build_sources(logs: S.Logs, params: Params) -> dict[str, pl.DataFrame]:
     return {name: build() for name, build in tqdm(builders.items(), desc="feature sources", unit="view")}
 
 
+VIEW_KEYS = {"user_activity": ["user_id"], "user_history": ["user_id"], "track_stats": ["track_id"], "user_artist": ["user_id", "artist_id"]}
+
+
 def training_frame(store: Any, imp: pl.DataFrame) -> pl.DataFrame:
-    """Each impression in ``imp`` + its features as of the impression time (PIT join)."""
-    entities = imp.select("event_id", "user_id", "track_id", "artist_id", event_timestamp=pl.col("ts"))
-    joined = historical(store, entities, "reward_model")
-    joined = add_request_features(joined, "event_timestamp").drop("event_timestamp")
-    features = joined.drop("user_id", "track_id", "artist_id")
-    return imp.select(IMPRESSION_KEYS).join(features, on="event_id", how="left").sort("event_id")
+    """Each impression in ``imp`` + its ``reward_model`` features as of the impression time.
+
+    Snapshots are stamped at midnights, so every instant of a day sees the same rows: the
+    point-in-time join runs once per (entity, day) — as of one microsecond after midnight —
+    instead of once per impression, and is joined back. Same values, ~10x fewer rows.
+    """
+    base = imp.select(IMPRESSION_KEYS).with_columns(
+        _as_of=pl.col("ts").dt.truncate("1d") + pl.duration(microseconds=1)
+    )
+    frame = base
+    for view, refs in view_features(store, "reward_model").items():
+        keys = VIEW_KEYS[view]
+        entities = base.select(*keys, event_timestamp=pl.col("_as_of")).unique()
+        values = historical(store, entities, refs).rename({"event_timestamp": "_as_of"})
+        values = values.with_columns(pl.col("_as_of").cast(base.schema["_as_of"]))
+        frame = frame.join(values, on=[*keys, "_as_of"], how="left")
+    return add_request_features(frame.drop("_as_of"), "ts").sort("event_id")
 
 def run(params: Params, raw_dir: Path, out_dir: Path) -> dict[str, float]:
     """Compute sources, apply + materialise the Feast repo, build the training frame."""

@@ -38,7 +38,7 @@ def track_stats_fields(fp: FeaturesParams) -> dict[str, str]:
         f"t_impressions_{w}d": "int", f"t_plays_{w}d": "int", "t_age_days": "int",
         "t_genre_id": "int", "t_duration_s": "int",
         f"t_stream_rate_{w}d": "float", f"t_skip_rate_{w}d": "float", f"t_save_rate_{w}d": "float",
-        f"t_log_plays_{w}d": "float",
+        f"t_log_plays_{w}d": "float", f"t_completion_{w}d": "float", f"t_organic_share_{w}d": "float",
     }
 
 
@@ -66,7 +66,7 @@ def feast_objects(source_dir: Path, fp: FeaturesParams) -> dict[str, Any]:
 
     user_activity = FeatureView(
         name="user_activity", entities=[user], ttl=snapshot_ttl, source=source("user_activity"),
-        schema=fields(user_activity_fields(fp)),
+        schema=fields(user_activity_fields(fp)) + [Field(name=f"u_genre_mix_{fp.long_window_days}d", dtype=Array(Float64))],
         description="daily snapshot of a listener's rolling activity and engagement",
     )
     track_stats = FeatureView(

@@ -118,8 +118,11 @@ def user_activity(logs: Logs, fp: FeaturesParams) -> pl.DataFrame:
         f"u_skip_rate_{w}d": rate("skipped"),
         f"u_save_rate_{w}d": rate("saved"),
         f"u_organic_share_{w}d": _ratio(_rolling(organic_g, w), long_plays),
-        f"u_genre_entropy_{w}d": _genre_entropy(pu, pdays, _genre_of(logs.tracks, plays["track_id"].to_numpy()), U, D, w),
     }
+    genre_ids = np.unique(logs.tracks["genre_id"].to_numpy())
+    genre = np.searchsorted(genre_ids, _genre_of(logs.tracks, plays["track_id"].to_numpy()))
+    entropy, mix = _genre_mix(pu, pdays, genre, len(genre_ids), U, D, w)
+    rates[f"u_genre_entropy_{w}d"] = entropy
     start_us = int(logs.start.timestamp() * 1_000_000)
     signup_day = np.floor((users["signup_ts"].dt.epoch("us").to_numpy() - start_us) / DAY_US)
     tenure = np.full((U, D), -1.0)
@@ -129,16 +132,20 @@ def user_activity(logs: Logs, fp: FeaturesParams) -> pl.DataFrame:
     rows, days = np.nonzero(tenure > 0)  # a user has a snapshot from the day after signing up
     ids = np.zeros(U, np.int64)
     ids[uu] = users["user_id"].to_numpy()
-    return _frame(
+    frame = _frame(
         {"user_id": ids[rows]}, logs.start, days,
         {k: v[rows, days] for k, v in counts.items()}, {k: v[rows, days] for k, v in rates.items()},
     )
+    # share of the listener's streams per genre (genres in ascending id order), null if none
+    mix_rows = mix[rows, days]
+    has = ~np.isnan(mix_rows[:, 0])
+    mix_col = pl.Series(f"u_genre_mix_{w}d", np.where(has[:, None], mix_rows, 0.0)).cast(pl.List(pl.Float64))
+    return frame.with_columns(pl.when(pl.Series(has)).then(mix_col).otherwise(None).alias(f"u_genre_mix_{w}d"))
 
 
-def _genre_entropy(pu: np.ndarray, pdays: np.ndarray, genre: np.ndarray, U: int, D: int, w: int) -> np.ndarray:
-    """(U, D) Shannon entropy (nats) of the genres streamed over the last ``w`` days; NaN if none."""
-    _, g = np.unique(genre, return_inverse=True)
-    G = int(g.max(initial=-1)) + 1
+def _genre_mix(pu: np.ndarray, pdays: np.ndarray, g: np.ndarray, G: int, U: int, D: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """(U, D) Shannon entropy (nats) of the genres streamed over the last ``w`` days, and the
+    (U, D, G) genre shares themselves; NaN where the listener streamed nothing."""
     counts = np.bincount((pu * D + pdays) * G + g, minlength=U * D * G).reshape(U, D, G)
     cum = np.zeros((U, D + 1, G), dtype=np.float32)
     np.cumsum(counts, axis=1, out=cum[:, 1:, :])
@@ -148,7 +155,8 @@ def _genre_entropy(pu: np.ndarray, pdays: np.ndarray, genre: np.ndarray, U: int,
     p = win / np.maximum(total, 1)[..., None]
     with np.errstate(divide="ignore", invalid="ignore"):
         ent = -np.where(p > 0, p * np.log(p), 0.0).sum(axis=2)
-    return np.where(total > 0, ent, np.nan)
+    empty = total <= 0
+    return np.where(empty, np.nan, ent), np.where(empty[..., None], np.nan, p)
 
 
 def track_stats(logs: Logs, fp: FeaturesParams) -> pl.DataFrame:
@@ -169,6 +177,13 @@ def track_stats(logs: Logs, fp: FeaturesParams) -> pl.DataFrame:
     days = np.tile(np.arange(D), len(tt))
     age = (days + 1 - np.repeat(release_day, D))
     plays_w = _rolling(_grid(pt, pdays, T, D), w)
+    # how much of the track people listen to, and how often they come back to it on their
+    # own: engagement beyond the click, the track-level trace of lasting value
+    duration = np.ones(T)
+    duration[tt] = tracks["duration_ms"].to_numpy()
+    completion = np.clip(plays["ms_played"].to_numpy() / np.maximum(duration[pt], 1.0), 0.0, 1.0)
+    completion_w = _rolling(_grid(pt, pdays, T, D, weights=completion), w)
+    organic_w = _rolling(_grid(pt, pdays, T, D, weights=(plays["source"] == "organic").to_numpy().astype(float)), w)
     counts = {
         f"t_impressions_{w}d": imp_w[rows, days],
         f"t_plays_{w}d": plays_w[rows, days],
@@ -181,6 +196,8 @@ def track_stats(logs: Logs, fp: FeaturesParams) -> pl.DataFrame:
         f"t_skip_rate_{w}d": rate("skipped")[rows, days],
         f"t_save_rate_{w}d": rate("saved")[rows, days],
         f"t_log_plays_{w}d": np.log1p(plays_w[rows, days]),
+        f"t_completion_{w}d": _ratio(completion_w, plays_w)[rows, days],
+        f"t_organic_share_{w}d": _ratio(organic_w, plays_w)[rows, days],
     }
     keep = age > 0  # a track exists from the day after its release
     return _frame(

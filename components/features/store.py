@@ -16,8 +16,9 @@ import polars as pl
 import yaml
 
 from components.params import FeaturesParams
+from components.paths import project_root
 
-REPO_DIR = Path(__file__).resolve().parents[2] / "feature_repo"
+REPO_DIR = project_root() / "feature_repo"
 TEMPLATES = {"sqlite": "feature_store.yaml", "redis": "feature_store.redis.yaml"}
 EPOCH_DAY_US = 86_400_000_000
 
@@ -65,13 +66,19 @@ def add_request_features(frame: pl.DataFrame, ts_column: str) -> pl.DataFrame:
     return frame.with_columns(ua_days_since_last_play=(request_day - pl.col("ua_last_play_epoch_day")).cast(pl.Int64))
 
 
-def historical(store: Any, entities: pl.DataFrame, service: str) -> pl.DataFrame:
-    """Point-in-time join of a feature service onto ``entities`` (which has ``event_timestamp``)."""
-    job = store.get_historical_features(
-        entity_df=entities.to_pandas(use_pyarrow_extension_array=False),
-        features=store.get_feature_service(service),
-    )
+def historical(store: Any, entities: pl.DataFrame, features: Any) -> pl.DataFrame:
+    """Point-in-time join of ``features`` (a service, or ``view:feature`` refs) onto ``entities``
+    (join keys + ``event_timestamp``)."""
+    job = store.get_historical_features(entity_df=entities.to_pandas(use_pyarrow_extension_array=False), features=features)
     return pl.from_arrow(job.to_arrow())
+
+
+def view_features(store: Any, service: str) -> dict[str, list[str]]:
+    """``view name -> feature refs`` of a feature service."""
+    out: dict[str, list[str]] = {}
+    for projection in store.get_feature_service(service).feature_view_projections:
+        out[projection.name] = [f"{projection.name}:{f.name}" for f in projection.features]
+    return out
 
 
 def online(store: Any, entities: pl.DataFrame, service: str, now: datetime) -> pl.DataFrame:

@@ -72,6 +72,11 @@ class Catalogue:
     def n_genres(self) -> int:
         return len(self.genre_centres)
 
+    def artist_depth(self) -> np.ndarray:
+        """(A,) mean depth of each artist's tracks."""
+        return (np.bincount(self.track_artist, weights=self.depth, minlength=self.n_artists)
+                / np.maximum(np.bincount(self.track_artist, minlength=self.n_artists), 1)).astype(np.float32)
+
     def by_artist(self) -> SegmentSampler:
         """Tracks of an artist, drawn by popularity (organic listening)."""
         return SegmentSampler(self.track_artist, np.exp(self.log_popularity))

@@ -15,7 +15,7 @@ import numpy as np
 
 from components.params import LoggingPolicyParams
 from components.world.catalogue import Catalogue, Population
-from components.world.response import long_term_value, respond
+from components.world.response import habit_worth, long_term_value, respond
 from components.world.rng import stream
 
 if TYPE_CHECKING:
@@ -201,6 +201,7 @@ class LongTermOracle(_Oracle):
     def score(self, users: np.ndarray) -> np.ndarray:
         w = self.world
         resp = respond(w.params.dynamics, w.catalogue, w.population, w.state, users)
+        worth = habit_worth(w.params.dynamics, w.catalogue, w.population, users)[:, w.catalogue.track_artist]
         return long_term_value(
-            w.params.dynamics, resp, w.population.openness[users], w.params.oracle.habit_weight
+            w.params.dynamics, resp, w.population.openness[users], w.params.oracle.habit_weight, worth
         )

@@ -66,19 +66,27 @@ def respond(
     return Response(p_stream=sigmoid(logit).astype(np.float32), value=value.astype(np.float32), habit=hab)
 
 
+def habit_worth(dyn: DynamicsParams, cat: Catalogue, pop: Population, users: np.ndarray) -> np.ndarray:
+    """(n, A) what a habit with each artist is worth per organic play: the expected value of a
+    play of that artist's typical track (affinity to the artist, its mean depth), floored at 0."""
+    aff = pop.taste[users] @ cat.artist_vec.T
+    return np.maximum(dyn.value_bias + dyn.value_affinity * aff + dyn.value_depth * cat.artist_depth()[None, :], 0.0)
+
+
 def long_term_value(
-    dyn: DynamicsParams, resp: Response, openness: np.ndarray, habit_weight: float
+    dyn: DynamicsParams, resp: Response, openness: np.ndarray, habit_weight: float, worth: np.ndarray
 ) -> np.ndarray:
     """Expected long-term worth of recommending a track, in satisfaction units.
 
     Immediate experienced value if streamed, the cost of a skip otherwise, plus the expected
-    progress towards a listening habit (habits bring organic plays and activity later).
-    ``openness`` is per user, (n,).
+    progress towards a listening habit times what that habit brings (organic plays of an
+    artist the listener values). ``openness`` is per user, (n,); ``worth`` per cell.
     """
     p = resp.p_stream
     enjoyed = resp.value > dyn.habit_enjoy_threshold
     progress = dyn.habit_gain * (1.0 + openness[:, None]) * (1.0 - resp.habit)
-    return p * resp.value - (1.0 - p) * dyn.skip_cost + habit_weight * p * enjoyed * progress
+    habit_term = habit_weight * p * enjoyed * progress * worth
+    return p * resp.value - (1.0 - p) * dyn.skip_cost + habit_term
 
 
 def true_long_term_value(
@@ -91,4 +99,5 @@ def true_long_term_value(
 ) -> np.ndarray:
     """State-free expected long-term value of (user, track) pairs, both (n,): the truth labels track."""
     resp = respond(dyn, cat, pop, None, users, tracks[:, None])
-    return long_term_value(dyn, resp, pop.openness[users], habit_weight)[:, 0]
+    worth = np.take_along_axis(habit_worth(dyn, cat, pop, users), cat.track_artist[tracks][:, None], axis=1)
+    return long_term_value(dyn, resp, pop.openness[users], habit_weight, worth)[:, 0]

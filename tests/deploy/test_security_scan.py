@@ -179,7 +179,7 @@ def test_cpu_image_installs_the_cpu_torch_and_gpu_image_a_cuda_base():
 
 
 def test_dockerignore_is_an_allow_list():
-    """Nothing but the package sources reaches the build context (no .venv, data, .git)."""
+    """Nothing but the package sources and the files stages read reaches the build context (no .venv, data, .git)."""
     lines = [
         ln.strip()
         for ln in (REPO / ".dockerignore").read_text().splitlines()
@@ -193,4 +193,6 @@ def test_dockerignore_is_an_allow_list():
         "requirements/constraints.txt",
         "components",
         "pipelines",
+        "configs",  # accelerate launch configs
+        "feature_repo",  # the Feast repository the features stage applies
     }

@@ -16,8 +16,14 @@ def _dvc_stages() -> dict:
 
 
 def _kfp_tasks() -> dict:
-    spec = yaml.safe_load((COMPILED_DIR / "encore_training.yaml").read_text())
-    return spec["root"]["dag"]["tasks"]
+    """Tasks by display name (the DVC stage name), with dependencies also by display name."""
+    spec = next(yaml.safe_load_all((COMPILED_DIR / "encore_training.yaml").read_text()))
+    tasks = spec["root"]["dag"]["tasks"]
+    display = {key: task["taskInfo"]["name"] for key, task in tasks.items()}
+    return {
+        display[key]: {**task, "dependentTasks": [display[d] for d in task.get("dependentTasks", [])]}
+        for key, task in tasks.items()
+    }
 
 
 def test_committed_spec_is_fresh():
@@ -50,12 +56,14 @@ def test_kfp_tasks_follow_the_dvc_dependencies():
     stages, tasks = _dvc_stages(), _kfp_tasks()
     outs = {stage: _produced(spec) for stage, spec in stages.items()}
     for stage, spec in stages.items():
-        upstream = {s for s, paths in outs.items() for d in spec.get("deps", []) if d in paths}
+        upstream = {
+            s for s, paths in outs.items() for d in spec.get("deps", []) for o in paths if d == o or d.startswith(o + "/")
+        }
         after = set(tasks[stage].get("dependentTasks", []))
         assert upstream == after, f"{stage}: DVC upstream {upstream}, KFP upstream {after}"
 
 
 def test_components_run_in_a_pinned_image():
-    spec = yaml.safe_load((COMPILED_DIR / "encore_training.yaml").read_text())
+    spec = next(yaml.safe_load_all((COMPILED_DIR / "encore_training.yaml").read_text()))
     images = {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()}
     assert images and all(not i.endswith(":latest") and ":" in i for i in images), images

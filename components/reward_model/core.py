@@ -1,0 +1,138 @@
+"""Stage ``reward_model``: learn the mid-term reward (or, for the ablation, the click) from logs.
+
+Outputs (``out_dir``, atomically): the network (``save_pretrained``), the encoder and its
+tokenizer, ``reward_model.json`` (head: how a logit becomes a reward), ``curve.csv`` (the
+training curve, also a DVC plot) and ``curve.png``. Returns held-out metrics for the
+transformer (``eval/...``) and for the gradient-boosting baseline (``baseline/...``).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import polars as pl
+
+from components import contract
+from components.io import atomic_dir
+from components.tracking import is_main_process
+from components.params import Params
+from components.reward_model import data as D
+from components.reward_model.baseline import fit_predict
+from components.reward_model.metrics import evaluate
+from components.reward_model.model import Head, RewardModel, build
+from components.reward_model.tokens import Encoder
+from components.reward_model.train import train_pairwise, train_pointwise
+
+Variant = Literal["midterm", "click"]
+CURVE_CSV = "curve.csv"
+EXAMPLE = "example.parquet"  # a few input rows: the MLflow signature and a usage example
+
+
+def _binary(frame: pl.DataFrame, target: str) -> bool:
+    return frame[target].dtype == pl.Boolean
+
+
+def run(params: Params, raw_dir: Path, features_dir: Path, labels_dir: Path, out_dir: Path,
+        variant: Variant = "midterm", progress: bool = True) -> dict[str, float]:
+    rp = params.reward_model
+    target = getattr(rp.targets, variant)
+    frame = D.load_examples(features_dir, labels_dir, target)
+    parts = D.split(frame, rp)
+    tracks = pl.from_arrow(contract.read(raw_dir, "tracks", ["track_id", "artist_id", "genre_id"]))
+    user_f, cand_f = D.feature_lists(params.features)
+    encoder = Encoder.fit(parts.train, user_f, cand_f, tracks, rp.history_length, rp.n_buckets, D.genre_mix_feature(params.features))
+    x_train, x_test = encoder.encode(parts.train), encoder.encode(parts.test)
+    y_train = parts.train[target].cast(pl.Float64).to_numpy()
+    binary = _binary(frame, target)
+    network = build(encoder, rp.model, rp.seed)
+
+    started = time.perf_counter()
+    if rp.objective == "pointwise":
+        head = Head("bce", target) if binary else Head("mse", target, float(y_train.mean()), float(y_train.std() or 1.0))
+        y_std = y_train if binary else (y_train - head.mean) / head.std
+        y_test = parts.test[target].cast(pl.Float64).to_numpy()
+        y_test_std = y_test if binary else (y_test - head.mean) / head.std
+        eval_rows = slice(0, min(len(x_test), 20_000))
+        curve = train_pointwise(network, x_train, y_std, x_test[eval_rows], y_test_std[eval_rows], head.kind, rp.train, rp.seed, progress)
+        n_examples = len(x_train) * rp.train.epochs
+    else:
+        head = Head("bradley_terry", target)
+        pairs = D.preference_pairs(parts.train, target, rp.max_pairs, rp.seed)
+        test_pairs = D.preference_pairs(parts.test, target, 20_000, rp.seed)
+        from transformers import PreTrainedTokenizerFast
+
+        with _saved_tokenizer(encoder, tracks) as tok_dir:
+            tokenizer = PreTrainedTokenizerFast.from_pretrained(tok_dir)
+        curve = train_pairwise(
+            network, tokenizer,
+            x_train[pairs["chosen"].to_numpy()], x_train[pairs["rejected"].to_numpy()], pairs["margin"].to_numpy(),
+            x_test[test_pairs["chosen"].to_numpy()], x_test[test_pairs["rejected"].to_numpy()], rp.train, rp.seed,
+        )
+        n_examples = 2 * pairs.height * rp.train.epochs
+    train_seconds = time.perf_counter() - started
+    if not is_main_process():  # data-parallel workers trained; only rank 0 evaluates and writes
+        return {}
+
+    model = RewardModel(encoder, network.cpu(), head)
+    t = time.perf_counter()
+    scores = model.score_frame(parts.test)
+    score_seconds = time.perf_counter() - t
+    metrics = evaluate(parts.test, scores, target, head.calibrated, "eval")
+    baseline = fit_predict(parts.train, parts.test, user_f + cand_f, target, binary, rp.seed)
+    metrics |= evaluate(parts.test, baseline, target, True, "baseline")
+
+    with atomic_dir(out_dir) as tmp:
+        model.save(tmp, tracks)
+        pl.DataFrame(curve).write_csv(tmp / CURVE_CSV)
+        parts.test.select(model.input_columns).head(16).write_parquet(tmp / EXAMPLE)
+        _plot_curve(curve, tmp / "curve.png", f"{variant} reward model ({target}, {rp.objective})")
+    return metrics | {
+        "train/examples": len(x_train),
+        "train/test_examples": len(x_test),
+        "train/split_day": parts.split_day,
+        "train/final_train_loss": curve[-1].get("train_loss", float("nan")) if curve else float("nan"),
+        "train/final_eval_loss": curve[-1]["eval_loss"] if curve else float("nan"),
+        "train/examples_per_second": n_examples / train_seconds,
+        "eval/scores_per_second": len(x_test) / score_seconds,
+        "train/parameters": sum(p.numel() for p in network.parameters()),
+    }
+
+
+class _saved_tokenizer:
+    """A temporary folder with the encoder's HF tokenizer (TRL wants a processing class)."""
+
+    def __init__(self, encoder: Encoder, tracks: pl.DataFrame):
+        self.encoder, self.tracks = encoder, tracks
+
+    def __enter__(self) -> str:
+        import tempfile
+
+        self._tmp = tempfile.TemporaryDirectory()
+        self.encoder.save(Path(self._tmp.name), self.tracks)
+        return self._tmp.name
+
+    def __exit__(self, *exc) -> None:
+        self._tmp.cleanup()
+
+
+def _plot_curve(curve: list[dict], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    if curve:
+        steps = [c["step"] for c in curve]
+        ax.plot(steps, [c.get("train_loss", np.nan) for c in curve], label="train loss")
+        ax.plot(steps, [c["eval_loss"] for c in curve], label="held-out loss")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
