@@ -177,8 +177,14 @@ class FeaturesParams(Section):
     history_length: int = Field(gt=0, description="recent track ids kept per user snapshot")
     snapshot_ttl_days: int = Field(gt=0, description="TTL of daily snapshot views (user, track)")
     user_artist_ttl_days: int = Field(gt=0, description="TTL of the sparse user x artist view")
-    online_store: Literal["sqlite", "redis"] = Field(description="embedded default or Redis")
-    redis_connection: str = Field(description="host:port[,db=N] used when online_store is redis")
+    store: Literal["embedded", "redis", "cluster"] = Field(
+        description="embedded: SQLite online store; redis: Redis online store; cluster: the "
+        "cluster configuration (SQL registry on PostgreSQL, Redis) read from cluster_config"
+    )
+    redis_connection: str = Field(description="host:port[,db=N] used when store is redis")
+    cluster_config: str = Field(
+        description="feature_store.yaml for store=cluster; ${VARS} in it come from the environment"
+    )
     project: str = Field(description="Feast project name")
 
     @model_validator(mode="after")

@@ -12,7 +12,7 @@ from components.cli import params_option, user_errors
 HELP = (
     "Compute Encore's batch feature sources from the raw logs (daily snapshots stamped with "
     "the time they became known), `feast apply` the repository in feature_repo/, materialise "
-    "the latest values into the online store (SQLite or Redis: `features.online_store`), and "
+    "the latest values into the online store (SQLite, Redis or the cluster's: `features.store`), and "
     "build the point-in-time-correct training frame of every recommended impression with "
     "`get_historical_features`."
 )

@@ -8,6 +8,8 @@ stay the single description of how the store is configured.
 from __future__ import annotations
 
 import logging
+import os
+import re
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,27 +17,50 @@ from typing import Any
 import polars as pl
 import yaml
 
+from components.errors import ParamsError
 from components.params import FeaturesParams
 from components.paths import project_root
 
 REPO_DIR = project_root() / "feature_repo"
-TEMPLATES = {"sqlite": "feature_store.yaml", "redis": "feature_store.redis.yaml"}
+TEMPLATES = {"embedded": "feature_store.yaml", "redis": "feature_store.redis.yaml"}
 EPOCH_DAY_US = 86_400_000_000
 
 
-def repo_config(fp: FeaturesParams, store_dir: Path, repo_dir: Path = REPO_DIR, template: str | None = None) -> Any:
-    """A Feast RepoConfig from the committed template, with registry/online paths under ``store_dir``."""
+def repo_config(fp: FeaturesParams, store_dir: Path, repo_dir: Path = REPO_DIR) -> Any:
+    """A Feast RepoConfig from the committed configuration for ``features.store``.
+
+    - embedded / redis: ``feature_repo/feature_store[.redis].yaml`` with the registry (and the
+      SQLite online store) under ``store_dir``;
+    - cluster: ``features.cluster_config`` as mounted in the cluster, ``${VARS}`` expanded from
+      the environment (addresses and credentials come from Secrets, never from the file).
+    """
     from feast.repo_config import RepoConfig
 
-    raw = yaml.safe_load((repo_dir / (template or TEMPLATES[fp.online_store])).read_text())
+    if fp.store == "cluster":
+        raw = yaml.safe_load(_expand_env(_cluster_file(fp).read_text(), fp.cluster_config))
+    else:
+        raw = yaml.safe_load((repo_dir / TEMPLATES[fp.store]).read_text())
+        raw["registry"] = str(Path(store_dir, "registry.db").resolve())
+        online = raw["online_store"]
+        if online["type"] == "sqlite":
+            online["path"] = str(Path(store_dir, "online.db").resolve())
+        elif online["type"] == "redis":
+            online["connection_string"] = fp.redis_connection
     raw["project"] = fp.project
-    raw["registry"] = str(Path(store_dir, "registry.db").resolve())
-    online = raw["online_store"]
-    if online["type"] == "sqlite":
-        online["path"] = str(Path(store_dir, "online.db").resolve())
-    elif online["type"] == "redis":
-        online["connection_string"] = fp.redis_connection
     return RepoConfig(repo_path=str(repo_dir), **raw)
+
+
+def _cluster_file(fp: FeaturesParams) -> Path:
+    path = Path(os.environ.get("ENCORE_FEAST_CONFIG", fp.cluster_config))
+    return path if path.is_absolute() else project_root() / path
+
+
+def _expand_env(text: str, where: str) -> str:
+    """Substitute ``${NAME}``; a variable that is not set is an error naming it."""
+    missing = sorted({m for m in re.findall(r"\$\{(\w+)\}", text) if m not in os.environ})
+    if missing:
+        raise ParamsError(f"{where}: environment variable(s) {', '.join(missing)} not set (the cluster Feast config reads them).")
+    return re.sub(r"\$\{(\w+)\}", lambda m: os.environ[m.group(1)], text)
 
 
 def open_store(config: Any) -> Any:
