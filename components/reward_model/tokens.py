@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from components.sequences import right_aligned
+
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[HIST]", "[CAND]"]
 # How the candidate relates to the listening context, derived from the history and the
 # catalogue (both observable): the cheapest strong signal of affinity, which a transformer
@@ -106,7 +108,7 @@ class Encoder:
             genre_mix=genre_mix,
         )
         enc.attach_catalogue(tracks)
-        enc.artist_embedding = enc._fit_artist_embedding(_history_matrix(frame["recent_tracks"], history_length)).tolist()
+        enc.artist_embedding = enc._fit_artist_embedding(right_aligned(frame["recent_tracks"], history_length)).tolist()
         qs = np.linspace(0, 1, n_buckets + 1)[1:-1]
         frame = frame.with_columns(**enc.derived(frame))
         for f in enc.bucketed:
@@ -142,7 +144,7 @@ class Encoder:
             col += 1
         out[:, col] = HIST
         col += 1
-        hist = _history_matrix(frame["recent_tracks"], H)
+        hist = right_aligned(frame["recent_tracks"], H)
         has = hist >= 0
         out[:, col : col + H] = np.where(has, self._ids(hist, self.track_ids, b["track"]), PAD)
         out[:, col + H : col + 2 * H] = np.where(has, self._ids(self.history_artists(hist), self.artist_ids, b["artist"]), PAD)
@@ -185,7 +187,7 @@ class Encoder:
     def derived(self, frame: pl.DataFrame, hist: np.ndarray | None = None) -> dict[str, pl.Series]:
         """Candidate-vs-history features (see ``DERIVED``)."""
         if hist is None:
-            hist = _history_matrix(frame["recent_tracks"], self.history_length)
+            hist = right_aligned(frame["recent_tracks"], self.history_length)
         valid = hist >= 0
         n_valid = valid.sum(axis=1)
         cand_track = frame["track_id"].to_numpy()[:, None]
@@ -253,11 +255,3 @@ class Encoder:
         enc = cls(**json.loads((path / VOCAB_FILE).read_text()))
         enc.attach_catalogue(pl.read_parquet(path / "catalogue.parquet"))
         return enc
-
-
-def _history_matrix(lists: pl.Series, H: int) -> np.ndarray:
-    """(rows, H): the most recent ``H`` ids of each list, right-aligned, -1 padded on the left."""
-    padding = pl.lit([-1] * H, dtype=pl.List(pl.Int64))
-    frame = pl.DataFrame({"h": lists.fill_null([]).cast(pl.List(pl.Int64))})
-    tails = frame.select(pl.concat_list(padding, pl.col("h")).list.tail(H).list.to_array(H))
-    return tails.to_series().to_numpy().astype(np.int64).reshape(len(lists), H)

@@ -7,70 +7,38 @@ loss since the previous evaluation and the held-out loss.
 
 from __future__ import annotations
 
-import math
 import tempfile
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from components.params import TrainParams
+from components.trainloop import train_loop
 
 
 def _loss_fn(kind: str):
     return torch.nn.BCEWithLogitsLoss() if kind == "bce" else torch.nn.MSELoss()
 
 
-def _eval_loss(model, x: torch.Tensor, y: torch.Tensor, kind: str, batch: int = 4096) -> float:
-    model.eval()
-    total, loss_fn = 0.0, _loss_fn(kind)
-    with torch.no_grad():
-        for lo in range(0, len(x), batch):
-            xb, yb = x[lo : lo + batch], y[lo : lo + batch]
-            logits = model(input_ids=xb).logits[:, 0]
-            total += loss_fn(logits, yb).item() * len(xb)
-    model.train()
-    return total / max(len(x), 1)
-
-
 def train_pointwise(model, x_train: np.ndarray, y_train: np.ndarray, x_eval: np.ndarray, y_eval: np.ndarray,
                     kind: str, tp: TrainParams, seed: int, progress: bool = True) -> list[dict]:
-    """Minimise BCE or MSE of the single logit; evaluate every ``eval_every`` steps."""
-    from accelerate import Accelerator
-    from accelerate.utils import set_seed
-    from torch.utils.data import DataLoader, TensorDataset
-    from transformers import get_linear_schedule_with_warmup
+    """Minimise BCE or MSE of the single logit (the shared Accelerate loop)."""
+    loss_fn = _loss_fn(kind)
 
-    set_seed(seed)
-    accelerator = Accelerator()
-    data = TensorDataset(torch.from_numpy(x_train), torch.from_numpy(y_train.astype(np.float32)))
-    loader = DataLoader(data, batch_size=tp.batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=tp.learning_rate, weight_decay=tp.weight_decay)
-    total_steps = tp.epochs * math.ceil(len(data) / tp.batch_size)
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(tp.warmup_fraction * total_steps), total_steps)
-    model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
-    xe = torch.from_numpy(x_eval).to(accelerator.device)
-    ye = torch.from_numpy(y_eval.astype(np.float32)).to(accelerator.device)
-    loss_fn, curve, running, n_running, step = _loss_fn(kind), [], 0.0, 0, 0
-    model.train()
-    bar = tqdm(total=total_steps, desc=f"reward model ({kind})", unit="step", disable=not (progress and accelerator.is_main_process))
-    for _ in range(tp.epochs):
-        for xb, yb in loader:
-            logits = model(input_ids=xb).logits[:, 0]
-            loss = loss_fn(logits, yb)
-            accelerator.backward(loss)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad()
-            running, n_running, step = running + loss.item(), n_running + 1, step + 1
-            bar.update(1)
-            if step % tp.eval_every == 0 or step == total_steps:
-                curve.append({"step": step, "train_loss": running / n_running, "eval_loss": _eval_loss(model, xe, ye, kind)})
-                bar.set_postfix(loss=f"{curve[-1]['train_loss']:.4f}", eval=f"{curve[-1]['eval_loss']:.4f}")
-                running, n_running = 0.0, 0
-    bar.close()
-    accelerator.wait_for_everyone()
-    return curve
+    def loss_of(net, batch) -> torch.Tensor:
+        x, y = batch
+        return loss_fn(net(input_ids=x).logits[:, 0], y)
+
+    def held_out(net, device) -> float:
+        total = 0.0
+        for lo in range(0, len(x_eval), 4096):
+            xb = torch.from_numpy(x_eval[lo : lo + 4096]).to(device)
+            yb = torch.from_numpy(y_eval[lo : lo + 4096].astype(np.float32)).to(device)
+            total += loss_fn(net(input_ids=xb).logits[:, 0], yb).item() * len(xb)
+        return total / max(len(x_eval), 1)
+
+    tensors = (torch.from_numpy(x_train), torch.from_numpy(y_train.astype(np.float32)))
+    return train_loop(model, tensors, loss_of, held_out, tp, seed, f"reward model ({kind})", progress)
 
 
 def train_pairwise(model, tokenizer, chosen: np.ndarray, rejected: np.ndarray, margin: np.ndarray,
