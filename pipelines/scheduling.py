@@ -26,3 +26,21 @@ def on_gpu(task: PipelineTask, gpu: GPUParams, cpu: str = "8", memory: str = "32
     kubernetes.add_toleration(task, key=gpu.toleration_key, operator="Exists", effect=gpu.toleration_effect)
     kubernetes.empty_dir_mount(task, volume_name="dshm", mount_path="/dev/shm", medium="Memory", size_limit=gpu.shared_memory)
     return task
+
+
+FEAST_MOUNT = "/etc/encore/feast"
+
+
+def with_cluster_feast(task: PipelineTask) -> PipelineTask:
+    """What the features task needs for ``features.store: cluster`` (k8s/base/feast): the mounted
+    feature_store.yaml and the registry/Redis settings and credentials. All optional, so a
+    cluster without Feast deployed still runs the embedded store."""
+    kubernetes.use_config_map_as_volume(task, "feast-feature-store", FEAST_MOUNT, optional=True)
+    task.set_env_variable("ENCORE_FEAST_CONFIG", f"{FEAST_MOUNT}/feature_store.yaml")
+    kubernetes.use_config_map_as_env(task, "feast-config", {
+        "registry-host": "FEAST_REGISTRY_HOST", "registry-port": "FEAST_REGISTRY_PORT",
+        "registry-database": "FEAST_REGISTRY_DB", "registry-sslmode": "PGSSLMODE"}, optional=True)
+    kubernetes.use_secret_as_env(task, "encore-feast-registry",
+                                 {"username": "FEAST_REGISTRY_USER", "password": "FEAST_REGISTRY_PASSWORD"}, optional=True)
+    kubernetes.use_secret_as_env(task, "encore-redis", {"connection-string": "REDIS_CONNECTION"}, optional=True)
+    return task

@@ -52,7 +52,11 @@ def repo_config(fp: FeaturesParams, store_dir: Path, repo_dir: Path = REPO_DIR) 
 
 def _cluster_file(fp: FeaturesParams) -> Path:
     path = Path(os.environ.get("ENCORE_FEAST_CONFIG", fp.cluster_config))
-    return path if path.is_absolute() else project_root() / path
+    path = path if path.is_absolute() else project_root() / path
+    if not path.exists():
+        raise ParamsError(f"{path}: the cluster Feast configuration (features.store: cluster) is not there; "
+                          "deploy k8s/base/feast (it mounts it) or set ENCORE_FEAST_CONFIG.")
+    return path
 
 
 def _expand_env(text: str, where: str) -> str:

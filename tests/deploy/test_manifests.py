@@ -215,8 +215,11 @@ def test_device_plugin_only_in_prod(rendered):
     assert not find(rendered["dev"], "DaemonSet", "nvidia-device-plugin")
 
 
-def test_feast_has_a_marked_place_and_no_manifests_yet():
-    """The features issue fills k8s/base/feast/; until then it is documentation only."""
-    feast = K8S / "base" / "feast"
-    assert (feast / "README.md").exists()
-    assert not list(feast.glob("*.yaml")), "Feast manifests belong to the features issue"
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_feast_is_rendered(rendered, overlay):
+    """k8s/base/feast/ is part of the base (its wiring: tests/deploy/test_feast_cluster.py)."""
+    objects = rendered[overlay]
+    one(objects, "Deployment", "feast-feature-server")
+    one(objects, "Service", "feast-feature-server")
+    one(objects, "CronJob", "feast-materialize")
+    one(objects, "ConfigMap", "feast-feature-store")

@@ -12,12 +12,7 @@ from __future__ import annotations
 
 import os
 import re
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,26 +22,10 @@ import pytest
 
 from components.tracking import OFFLINE_ENV
 from tests.deploy.manifests import Obj, one
+from tests.deploy.servers import free_port, serving
+from tests.service_checks import PG_HOST, PG_PORT, PG_USER, scratch_database
 
 pytestmark = pytest.mark.integration
-
-PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
-STARTUP_TIMEOUT_S = 120
-
-
-def _postgres_answers() -> bool:
-    try:
-        with socket.create_connection((PG_HOST, PG_PORT), timeout=2):
-            return True
-    except OSError:
-        return False
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def server_command(
     objects: list[Obj], overrides: dict[str, str], secrets: dict[str, str]
@@ -101,27 +80,14 @@ def local_database_uri(manifest_uri: str, dbname: str) -> str:
 @pytest.fixture
 def database() -> Iterator[str]:
     """Name of a fresh, uniquely named database, dropped afterwards."""
-    if not _postgres_answers():
-        pytest.skip(f"PostgreSQL does not answer on {PG_HOST}:{PG_PORT}")
-    import psycopg2
-
-    name = f"encore_mlflow_{uuid.uuid4().hex[:10]}"
-    admin = psycopg2.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres")
-    admin.autocommit = True
-    try:
-        with admin.cursor() as cur:
-            cur.execute(f'CREATE DATABASE "{name}"')
+    with scratch_database("encore_mlflow") as name:
         yield name
-        with admin.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        admin.close()
 
 
 @pytest.fixture
 def mlflow_server(rendered, database, tmp_path) -> Iterator[str]:
     """The prod overlay's MLflow server on a loopback port; yields its URL."""
-    port = _free_port()
+    port = free_port()
     artifacts = tmp_path / "artifacts"
     artifacts.mkdir()
     manifest_uri = one(rendered["prod"], "ConfigMap", "mlflow-config")["data"]["backend-store-uri"]
@@ -138,40 +104,9 @@ def mlflow_server(rendered, database, tmp_path) -> Iterator[str]:
     argv = [str(Path(sys.executable).parent / "mlflow"), *_with_local_listen(argv, port)[1:]]
     home = tmp_path / "home"  # the container's emptyDir $HOME
     home.mkdir()
-    log = (tmp_path / "server.log").open("w")
-    proc = subprocess.Popen(
-        argv,
-        env={**os.environ, **OFFLINE_ENV, **env, "HOME": str(home)},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=tmp_path,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(url, proc, tmp_path / "server.log")
+    env = {**os.environ, **OFFLINE_ENV, **env, "HOME": str(home)}
+    with serving("mlflow server", argv, env, tmp_path, port, tmp_path / "server.log") as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-
-
-def _wait_healthy(url: str, proc: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"mlflow server exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    pytest.fail(f"mlflow server not healthy after {STARTUP_TIMEOUT_S}s:\n{log.read_text()[-4000:]}")
 
 
 def test_server_command_is_the_manifests(rendered):
