@@ -1,0 +1,1 @@
+"""Stage ``rlhf_policy``: RL fine-tuning of the SFT policy against a reward model (see core.py)."""

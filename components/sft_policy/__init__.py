@@ -1,0 +1,1 @@
+"""Stage ``sft_policy``: the generative recommender, trained to imitate listening (see core.py)."""
