@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import joblib
 import numpy as np
 import polars as pl
 import pyarrow as pa
@@ -24,10 +25,11 @@ import pyarrow as pa
 from components import contract
 from components.io import atomic_dir
 from components.label.signals import Horizons, day_index, mid_term_signals
-from components.label.surrogate import fit_surrogate
+from components.label.surrogate import apply_surrogate, fit_surrogate
 from components.params import LabelParams, Params
 
 LABELS_FILE = "labels.parquet"
+SURROGATE_FILE = "surrogate.joblib"  # the fitted surrogate index, to label other logs the same way
 IMPRESSION_COLUMNS = ["event_id", "user_id", "ts", "session_id", "position", "artist_id", "streamed", "skipped", "saved"]
 PLAY_COLUMNS = ["user_id", "ts", "artist_id"]
 
@@ -127,10 +129,11 @@ def run(params: Params, raw_dir: Path, out_dir: Path) -> dict[str, float]:
     imp = pl.from_arrow(contract.read(raw_dir, "impressions", IMPRESSION_COLUMNS))
     plays = pl.from_arrow(contract.read(raw_dir, "plays", PLAY_COLUMNS))
     frame = compute_labels(imp, plays, window_start, n_days, lp)
-    frame, surrogate_metrics = fit_surrogate(frame, lp, n_days)
+    frame, surrogate_metrics, surrogate = fit_surrogate(frame, lp, n_days)
     frame = composite_reward(frame, lp)
     with atomic_dir(out_dir) as tmp:
         frame.write_parquet(tmp / LABELS_FILE, compression="zstd")
+        joblib.dump(surrogate, tmp / SURROGATE_FILE)
     return label_metrics(frame) | surrogate_metrics
 
 
@@ -146,3 +149,11 @@ def label_metrics(frame: pl.DataFrame) -> dict[str, float]:
     for name in ("active_days_7d", "artist_return_14d", "retained_28d", "surrogate_active_days_28d", "reward"):
         out[f"label/censored/{name}"] = int(frame[name].null_count())
     return out
+
+
+def label_with(imp: pl.DataFrame, plays: pl.DataFrame, window_start, n_days: int, lp: LabelParams, labels_dir: Path) -> pl.DataFrame:
+    """Label other logs (e.g. a simulated A/B arm's) exactly as the label stage did, reusing its
+    fitted surrogate index: the composite ``reward`` then means the same thing in both."""
+    frame = compute_labels(imp, plays, window_start, n_days, lp)
+    surrogate = joblib.load(Path(labels_dir) / SURROGATE_FILE)
+    return composite_reward(frame.with_columns(apply_surrogate(frame, surrogate)), lp)

@@ -26,7 +26,7 @@ INPUTS = [
 TARGET = "active_days_28d"
 
 
-def fit_surrogate(frame: pl.DataFrame, lp: LabelParams, n_days: int) -> tuple[pl.DataFrame, dict[str, float]]:
+def fit_surrogate(frame: pl.DataFrame, lp: LabelParams, n_days: int) -> tuple[pl.DataFrame, dict[str, float], object]:
     """Fit on the oldest uncensored days, score on the later ones, predict for all with 7-day signals."""
     from sklearn.ensemble import HistGradientBoostingRegressor
     from sklearn.metrics import r2_score
@@ -52,11 +52,7 @@ def fit_surrogate(frame: pl.DataFrame, lp: LabelParams, n_days: int) -> tuple[pl
     # the naive surrogate: scale the 7-day count to 28 days (what one would do without a model)
     naive = test["active_days_7d"].to_numpy() * (lp.retention_horizon_days / lp.active_horizon_days)
 
-    has_inputs = frame["active_days_7d"].is_not_null().to_numpy()
-    pred = np.full(frame.height, np.nan)
-    if has_inputs.any():
-        pred[has_inputs] = model.predict(_matrix(frame.filter(pl.Series(has_inputs))))
-    surrogate = pl.Series("surrogate_active_days_28d", pred).fill_nan(None)
+    surrogate = apply_surrogate(frame, model)
     metrics = {
         "label/surrogate/r2_later_cohort": float(r2_score(actual, predicted)),
         "label/surrogate/r2_naive_scaling": float(r2_score(actual, naive)),
@@ -65,7 +61,16 @@ def fit_surrogate(frame: pl.DataFrame, lp: LabelParams, n_days: int) -> tuple[pl
         "label/surrogate/test_rows": test.height,
         "label/surrogate/split_day": split_day,
     }
-    return frame.with_columns(surrogate), metrics
+    return frame.with_columns(surrogate), metrics, model
+
+
+def apply_surrogate(frame: pl.DataFrame, model) -> pl.Series:
+    """The fitted index's prediction for every row whose 7-day signals are in (null otherwise)."""
+    has_inputs = frame["active_days_7d"].is_not_null().to_numpy()
+    pred = np.full(frame.height, np.nan)
+    if has_inputs.any():
+        pred[has_inputs] = model.predict(_matrix(frame.filter(pl.Series(has_inputs))))
+    return pl.Series("surrogate_active_days_28d", pred).fill_nan(None)
 
 
 def _matrix(df: pl.DataFrame) -> np.ndarray:

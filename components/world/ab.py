@@ -61,6 +61,10 @@ class ABResult:
     daily_active: dict[str, np.ndarray]
     horizon_days: int
     confidence: float
+    # with record=True: per arm, what happened (impressions and plays), days counted from the
+    # start of the test and times in seconds since then — enough to label the arm's own logs
+    impressions: dict[str, pl.DataFrame] | None = None
+    plays: dict[str, pl.DataFrame] | None = None
 
     def lift(self, control: str, treatment: str, metric: str = "active_days") -> Lift:
         a = self.outcomes[control][metric].to_numpy().astype(np.float64)
@@ -105,6 +109,7 @@ def run_ab(
     n_users: int = 0,
     confidence: float = 0.95,
     progress: bool = True,
+    record: bool = False,
 ) -> ABResult:
     """Run each policy for ``horizon_days`` on its own clone of ``world``.
 
@@ -116,6 +121,8 @@ def run_ab(
     habit_formed = world.params.dynamics.habit_formed
     outcomes: dict[str, pl.DataFrame] = {}
     daily: dict[str, np.ndarray] = {}
+    impressions: dict[str, pl.DataFrame] = {}
+    plays: dict[str, pl.DataFrame] = {}
     bar = tqdm(total=len(policies) * horizon_days, desc="A/B", unit="day", disable=not progress)
     for arm, policy in policies.items():
         w = world.clone()
@@ -131,8 +138,12 @@ def run_ab(
         totals = {m: np.zeros(U, np.int64) for m in ("active_days", "streams", "rec_streams", "skips", "saves", "impressions")}
         last_week = np.zeros(U, bool)
         daily[arm] = np.zeros(horizon_days)
+        log_imp, log_play = [], []
         for d in range(horizon_days):
             ev = w.step(start_day + d, policy)
+            if record:
+                log_imp.append(_impressions(ev, w, start_day))
+                log_play.append(_plays(ev, w, start_day))
             totals["active_days"] += ev.active
             totals["streams"] += ev.n_streams
             totals["rec_streams"] += np.bincount(ev.imp_user, weights=ev.imp_streamed, minlength=U).astype(np.int64)
@@ -144,6 +155,8 @@ def run_ab(
                 last_week |= ev.active
             daily[arm][d] = ev.active[users].mean()
             bar.update(1)
+        if record:
+            impressions[arm], plays[arm] = pl.concat(log_imp), pl.concat(log_play)
         formed = ((w.state.habit >= habit_formed) & ~had_habit).sum(axis=1)
         outcomes[arm] = pl.DataFrame(
             {
@@ -155,7 +168,25 @@ def run_ab(
             }
         )
     bar.close()
-    return ABResult(outcomes=outcomes, daily_active=daily, horizon_days=horizon_days, confidence=confidence)
+    return ABResult(outcomes=outcomes, daily_active=daily, horizon_days=horizon_days, confidence=confidence,
+                    impressions=impressions if record else None, plays=plays if record else None)
+
+
+def _impressions(ev, world: World, start_day: int) -> pl.DataFrame:
+    k = world.params.slate_size
+    offset = (start_day * 86_400)
+    return pl.DataFrame({
+        "user_id": ev.imp_user, "session": ev.day * 100_000_000 + ev.imp_session, "position": ev.imp_position,
+        "seconds": ev.imp_ts - offset, "track_id": ev.imp_track, "artist_id": world.catalogue.track_artist[ev.imp_track],
+        "streamed": ev.imp_streamed, "skipped": ev.imp_skipped, "saved": ev.imp_saved,
+    }).with_columns(slate_size=pl.lit(k))
+
+
+def _plays(ev, world: World, start_day: int) -> pl.DataFrame:
+    return pl.DataFrame({
+        "user_id": ev.play_user, "seconds": ev.play_ts - start_day * 86_400,
+        "track_id": ev.play_track, "artist_id": world.catalogue.track_artist[ev.play_track],
+    })
 
 
 def _participants(world: World, start_day: int, n_users: int, seed: int) -> np.ndarray:

@@ -1,0 +1,1 @@
+"""Stage ``register``: MLflow registry, aliases ``challenger``/``champion``, the gate's decision."""

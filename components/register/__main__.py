@@ -1,0 +1,42 @@
+"""CLI: ``python -m components.register --help``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from components.cli import app as make_app
+from components.cli import params_option, user_errors
+
+HELP = (
+    "Register the policy and its reward model in MLflow (signatures, lineage tags), point the "
+    "`challenger` alias at them, and move `champion` only if the evaluation's gate said "
+    "'promote'. The same models again register nothing new. The decision and its reasons go "
+    "to --metrics and to the MLflow run."
+)
+app = make_app(HELP)
+
+
+@app.command(help=HELP)
+def main(
+    params: Path = params_option(),
+    policy_dir: Path = typer.Option(Path("models/policy"), "--policy-dir", help="the challenger policy"),
+    reward_dir: Path = typer.Option(Path("models/reward"), "--reward-dir", help="its reward model"),
+    evaluation_dir: Path = typer.Option(Path("reports/evaluation"), "--evaluation-dir", help="evaluate output (gate.json)"),
+    metrics_path: Path = typer.Option(Path("metrics/register.json"), "--metrics", help="the decision record"),
+) -> None:
+    """Register and gate (see HELP)."""
+    with user_errors("register"):
+        from components.register.core import run
+        from components.stage import execute
+        from components.paths import project_root
+
+        record = execute("register", params, lambda p: run(p, policy_dir, reward_dir, evaluation_dir, project_root()), metrics_path)
+        print(f"gate: {record['gate']}; registered: {record['registered']}; champion moved: {record['promoted']}")
+        for reason in record["reasons"]:
+            print(f"  {reason}")
+
+
+if __name__ == "__main__":
+    app()

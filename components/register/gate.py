@@ -1,0 +1,52 @@
+"""The promotion gate: does the challenger replace the champion?
+
+Pass = the lower bound of the doubly robust lift over the current champion (paired
+bootstrap on the same held-out logged slates) is above ``min_lift_lower_bound``, and the
+guardrails hold: estimated skip rate, intra-slate genre diversity, the RL policy's KL to its
+reference. With no champion yet, the first model must beat the logging policy by
+``first_min_value_vs_logging`` (lower bound) — the absolute floor. Every reason is recorded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from components.params import RegisterParams
+
+
+@dataclass
+class Decision:
+    promote: bool
+    baseline: str  # "champion" or "logging"
+    lift: float
+    lift_low: float
+    lift_high: float
+    reasons: list[str] = field(default_factory=list)
+    guardrails: dict[str, dict] = field(default_factory=dict)
+
+    @property
+    def gate(self) -> str:
+        return "promote" if self.promote else "hold"
+
+    def as_dict(self) -> dict:
+        return asdict(self) | {"gate": self.gate}
+
+
+def decide(rp: RegisterParams, lift: tuple[float, float, float], baseline: str, skip_rate: float,
+           genre_diversity: float, kl: float) -> Decision:
+    """Apply the gate; ``lift`` = (estimate, low, high) of challenger minus baseline, per slot."""
+    floor = rp.min_lift_lower_bound if baseline == "champion" else rp.first_min_value_vs_logging
+    est, low, high = lift
+    checks = {
+        "lift_lower_bound": {"value": low, "limit": floor, "ok": low > floor,
+                             "why": f"DR lift over the {baseline}: {est:.4f} [{low:.4f}, {high:.4f}] per slot, lower bound must exceed {floor}"},
+        "skip_rate": {"value": skip_rate, "limit": rp.max_skip_rate, "ok": skip_rate <= rp.max_skip_rate,
+                      "why": f"estimated skip rate {skip_rate:.3f} must be <= {rp.max_skip_rate}"},
+        "genre_diversity": {"value": genre_diversity, "limit": rp.min_genre_diversity, "ok": genre_diversity >= rp.min_genre_diversity,
+                            "why": f"genre diversity {genre_diversity:.3f} must be >= {rp.min_genre_diversity}"},
+        "kl": {"value": kl, "limit": rp.max_kl, "ok": kl <= rp.max_kl,
+               "why": f"KL to the SFT reference {kl:.3f} must be <= {rp.max_kl}"},
+    }
+    reasons = [("PASS " if c["ok"] else "FAIL ") + c["why"] for c in checks.values()]
+    return Decision(promote=all(c["ok"] for c in checks.values()), baseline=baseline, lift=est, lift_low=low,
+                    lift_high=high, reasons=reasons, guardrails=checks)
