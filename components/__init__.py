@@ -5,3 +5,7 @@ Each pipeline stage lives in its own sub-package (``components/<stage>``) with a
 """
 
 __version__ = "0.1.0"
+
+from components._malloc import tune as _tune_malloc
+
+_tune_malloc()  # fewer page faults for large temporaries: see components/_malloc.py
