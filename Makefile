@@ -47,12 +47,15 @@ deploy-tools: $(TOOLS_STAMP)  ## install checkov into its own venv (.venv/tools)
 repro: install  ## run the whole pipeline (dvc repro) on the defaults in params.yaml
 	dvc repro
 	@echo
-	@echo "Done. Results:"
+	@echo "Done. The evaluation report: reports/evaluation/evaluation.html (summary: reports/evaluation/summary.md)"
+	@echo "Results:"
 	@echo "  raw logs          data/raw/            (hidden truth apart in data/world/)"
 	@echo "  validation report reports/validation.html"
 	@echo "  features          data/features/       (Feast repo: feature_repo/, training frame: data/features/train_frame.parquet)"
 	@echo "  labels            data/labels/labels.parquet"
 	@echo "  reward models     models/reward, models/reward_click   (dvc plots show: training curves)"
+	@echo "  policies          models/sft, models/policy (mid-term RL), models/policy_click (click RL)"
+	@echo "  registry          metrics/register.json (gate decision), MLflow aliases challenger/champion"
 	@echo "  metrics           metrics/*.json        (dvc metrics show)"
 	@echo "  MLflow runs       mlflow.db             (mlflow ui --backend-store-uri sqlite:///mlflow.db)"
 
@@ -75,6 +78,8 @@ bench: install  ## run the benchmarks (writes benchmarks/results/*.json)
 	$(BIN)/python -m benchmarks.world_throughput
 	$(BIN)/python -m benchmarks.label_throughput
 	$(BIN)/python -m benchmarks.reward_model_throughput
+	$(BIN)/python -m benchmarks.policy_throughput
 
-clean:  ## remove pipeline outputs (not the venv)
-	rm -rf data/raw data/world reports metrics local_outputs
+clean:  ## remove pipeline outputs and the local MLflow store (not the venv, not the DVC cache)
+	rm -rf data/raw data/world data/features data/labels models reports metrics plots local_outputs
+	rm -rf mlflow.db mlartifacts mlruns

@@ -154,6 +154,8 @@ class ABParams(Section):
     horizon_days: int = Field(gt=0)
     n_users: int = Field(ge=0, description="users per arm; 0 = the whole live population")
     confidence: float = Field(gt=0, lt=1)
+    lm_decoding: Literal["greedy", "sample"] = Field(description="how generative policies pick slates when served")
+    lm_temperature: float = Field(gt=0)
 
 
 # --------------------------------------------------------------------------- validate
@@ -284,6 +286,70 @@ class RewardModelParams(Section):
     train: TrainParams
 
 
+# --------------------------------------------------------------------------- generative policy
+
+
+class CausalLMParams(Section):
+    n_embd: int = Field(gt=0)
+    n_layer: int = Field(gt=0)
+    n_head: int = Field(gt=0)
+    dropout: float = Field(ge=0, lt=1)
+
+
+class SFTParams(Section):
+    seed: int
+    base_model: str = Field(
+        description="'' builds a small GPT-2 from `model`; else a local Hugging Face causal-LM checkpoint "
+        "directory whose vocabulary is extended with the item tokens"
+    )
+    slate_size: int = Field(gt=0, description="tracks per generated slate (the completion length)")
+    history_length: int = Field(gt=0, description="recent plays in the prompt")
+    prompt_features: list[str] = Field(description="user_activity features bucketed into the prompt")
+    feature_buckets: int = Field(gt=1)
+    test_user_fraction: float = Field(gt=0, lt=1)
+    max_train_sequences: int = Field(gt=0)
+    max_eval_prompts: int = Field(gt=0)
+    model: CausalLMParams
+    train: TrainParams
+
+
+class RLHFParams(Section):
+    seed: int
+    beta: float = Field(ge=0, description="KL penalty to the SFT reference policy")
+    learning_rate: float = Field(gt=0)
+    max_steps: int = Field(gt=0)
+    num_generations: int = Field(gt=1, description="slates sampled per prompt (the GRPO group)")
+    prompts_per_step: int = Field(gt=0)
+    temperature: float = Field(gt=0)
+    checkpoint_every: int = Field(gt=0, description="steps between checkpoints (resume after a kill)")
+    n_prompts: int = Field(gt=0, description="listener contexts RL samples its prompts from")
+    invalid_slate_reward: float = Field(description="reward of a slate that breaks the constraints (should never happen)")
+
+
+# --------------------------------------------------------------------------- evaluate / register
+
+
+class EvaluateParams(Section):
+    seed: int
+    max_slates: int = Field(gt=0, description="held-out logged slates for off-policy estimates")
+    max_weight: float = Field(gt=0, description="importance weights are clipped here (reported)")
+    n_bootstrap: int = Field(gt=10)
+    ranking_sequences: int = Field(gt=0, description="held-out listeners' next plays for ranking metrics")
+    power: float = Field(gt=0, lt=1, description="for A/B planning")
+
+
+class RegisterParams(Section):
+    policy_model: str = Field(description="registered model name of the policy")
+    reward_model: str = Field(description="registered model name of the reward model")
+    min_lift_lower_bound: float = Field(description="gate: lower CI bound of the DR lift over the champion must exceed this")
+    first_min_value_vs_logging: float = Field(
+        description="the first champion (no champion yet): its DR value minus the logging policy's must exceed this"
+    )
+    max_skip_rate: float = Field(gt=0, le=1, description="guardrail: estimated skip rate per slot (SNIPS)")
+    min_genre_diversity: float = Field(ge=0, le=1, description="guardrail: distinct genres per slate / k")
+    max_kl: float = Field(gt=0, description="guardrail: the RL policy's final KL to its SFT reference")
+
+
 # --------------------------------------------------------------------------- cluster
 
 
@@ -324,6 +390,10 @@ class Params(Section):
     features: FeaturesParams
     label: LabelParams
     reward_model: RewardModelParams
+    sft_policy: SFTParams
+    rlhf_policy: RLHFParams
+    evaluate: EvaluateParams
+    register_: RegisterParams = Field(alias="register")
     cluster: ClusterParams
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)

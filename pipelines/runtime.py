@@ -87,9 +87,9 @@ def _params_file(params: dict, folder: Path) -> Path:
     return path
 
 
-def reward_model(params: dict, variant: str, raw_dir: str, features_dir: str, labels_dir: str,
-                 model_dir: str, metrics_artifact: Any) -> None:
-    """Train a reward model through ``accelerate launch`` (CPU here, every GPU on the node)."""
+def _launched(module: str, params: dict, args: list[str], metrics_artifact: Any) -> None:
+    """Run a training CLI through ``accelerate launch`` (CPU here, every GPU of the node on the
+    cluster) with the run's params as a file, then report its metrics."""
     import json
     import tempfile
 
@@ -98,9 +98,66 @@ def reward_model(params: dict, variant: str, raw_dir: str, features_dir: str, la
     _params(params)  # fail fast, in this process, on bad params
     with tempfile.TemporaryDirectory() as tmp:
         metrics_file = Path(tmp) / "metrics.json"
-        launch("components.reward_model", [
-            "--params", str(_params_file(params, Path(tmp))), "--variant", variant,
-            "--raw-dir", raw_dir, "--features-dir", features_dir, "--labels-dir", labels_dir,
-            "--out-dir", model_dir, "--metrics", str(metrics_file), "--no-progress",
-        ])
+        launch(module, ["--params", str(_params_file(params, Path(tmp))), *args, "--metrics", str(metrics_file), "--no-progress"])
         _report(metrics_artifact, json.loads(metrics_file.read_text()))
+
+
+def reward_model(params: dict, variant: str, raw_dir: str, features_dir: str, labels_dir: str,
+                 model_dir: str, metrics_artifact: Any) -> None:
+    """Train a reward model (mid-term or click)."""
+    _launched("components.reward_model", params, [
+        "--variant", variant, "--raw-dir", raw_dir, "--features-dir", features_dir,
+        "--labels-dir", labels_dir, "--out-dir", model_dir,
+    ], metrics_artifact)
+
+
+def sft_policy(params: dict, raw_dir: str, features_dir: str, model_dir: str, metrics_artifact: Any) -> None:
+    """Train the generative policy by imitation."""
+    _launched("components.sft_policy", params, [
+        "--raw-dir", raw_dir, "--features-dir", features_dir, "--out-dir", model_dir,
+    ], metrics_artifact)
+
+
+def rlhf_policy(params: dict, variant: str, raw_dir: str, features_dir: str, sft_dir: str, reward_dir: str,
+                world_dir: str, model_dir: str, metrics_artifact: Any) -> None:
+    """GRPO fine-tuning. Checkpoints go to the pod's scratch space: a retried task starts over
+    (mount a volume at ENCORE_CHECKPOINT_DIR to resume across retries)."""
+    import os
+    import tempfile
+
+    checkpoints = os.environ.get("ENCORE_CHECKPOINT_DIR") or tempfile.mkdtemp(prefix="rl-checkpoints-")
+    _launched("components.rlhf_policy", params, [
+        "--variant", variant, "--raw-dir", raw_dir, "--features-dir", features_dir, "--sft-dir", sft_dir,
+        "--reward-dir", reward_dir, "--world-dir", world_dir, "--out-dir", model_dir,
+        "--checkpoint-dir", str(Path(checkpoints) / variant),
+    ], metrics_artifact)
+
+
+def evaluate(params: dict, raw_dir: str, features_dir: str, labels_dir: str, world_dir: str, reward_dir: str,
+             sft_dir: str, policy_dir: str, click_policy_dir: str, evaluation_dir: str, report_html: str,
+             summary_md: str, metrics_artifact: Any) -> str:
+    """Evaluate the candidates; the HTML report and Markdown summary become the task's artifacts.
+    Returns the gate ('promote' or 'hold') for the pipeline's dsl.If."""
+    import json
+    import shutil
+
+    from components.evaluate.core import run
+
+    policies = {"sft": Path(sft_dir), "rlhf_click": Path(click_policy_dir), "rlhf_midterm": Path(policy_dir)}
+    m = execute("evaluate", _params(params), lambda q: run(q, Path(raw_dir), Path(features_dir), Path(labels_dir),
+                Path(world_dir), Path(reward_dir), policies, Path(evaluation_dir), progress=False))
+    shutil.copy(Path(evaluation_dir) / "evaluation.html", report_html)
+    shutil.copy(Path(evaluation_dir) / "summary.md", summary_md)
+    _report(metrics_artifact, m)
+    return json.loads((Path(evaluation_dir) / "gate.json").read_text())["gate"]
+
+
+def register(params: dict, policy_dir: str, reward_dir: str, evaluation_dir: str, metrics_artifact: Any,
+             pipeline_run_id: str = "") -> None:
+    """Register in MLflow; the champion alias moves only if the gate said promote."""
+    from components.paths import project_root
+    from components.register.core import run
+
+    record = execute("register", _params(params), lambda q: run(q, Path(policy_dir), Path(reward_dir), Path(evaluation_dir),
+                                                                project_root(), pipeline_run_id or None))
+    _report(metrics_artifact, {k: float(v) for k, v in record.items() if isinstance(v, (bool, int, float))})

@@ -94,3 +94,63 @@ def tiny_reward_model(tmp_path_factory, tiny_raw, tiny_features, tiny_labels) ->
     params = tiny_params(**{k.replace(".", "__"): v for k, v in TINY_REWARD.items()})
     metrics = run(params, tiny_raw, tiny_features, tiny_labels, out, "midterm", progress=False)
     return out, metrics
+
+
+TINY_SFT = {
+    "sft_policy.max_train_sequences": 3000,
+    "sft_policy.max_eval_prompts": 200,
+    "sft_policy.train.batch_size": 128,
+    "sft_policy.train.eval_every": 5,
+}
+TINY_RL = {
+    "rlhf_policy.max_steps": 6,
+    "rlhf_policy.checkpoint_every": 2,
+    "rlhf_policy.num_generations": 4,
+    "rlhf_policy.prompts_per_step": 2,
+    "rlhf_policy.n_prompts": 60,
+}
+TINY_EVAL = {
+    "evaluate.max_slates": 300,
+    "evaluate.n_bootstrap": 50,
+    "evaluate.ranking_sequences": 200,
+    "ab.n_users": 150,
+    "ab.horizon_days": 21,
+}
+
+
+def tiny_policy_params(**extra):
+    merged = {**TINY_REWARD, **TINY_SFT, **TINY_RL, **TINY_EVAL}
+    return tiny_params(**{k.replace(".", "__"): v for k, v in merged.items()}, **extra)
+
+
+@pytest.fixture(scope="session")
+def tiny_sft(tmp_path_factory, tiny_raw, tiny_features) -> tuple[Path, dict]:
+    """An SFT policy trained on the tiny world: (model dir, metrics)."""
+    from components.sft_policy.core import run
+
+    out = tmp_path_factory.mktemp("tiny_sft") / "sft"
+    return out, run(tiny_policy_params(), tiny_raw, tiny_features, out, progress=False)
+
+
+MLFLOW_URI_VARS = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+
+@pytest.fixture(autouse=True)
+def _mlflow_uris_do_not_leak():
+    """``mlflow.set_tracking_uri`` also exports MLFLOW_TRACKING_URI (for subprocesses): a test
+    that points MLflow at a scratch database must not leave every later test's stages, and
+    their subprocesses, pointing at it after it is dropped."""
+    import sys
+
+    saved = {var: os.environ.get(var) for var in MLFLOW_URI_VARS}
+    yield
+    if "mlflow" in sys.modules:
+        import mlflow
+
+        mlflow.set_tracking_uri(None)
+        mlflow.set_registry_uri(None)
+    for var, value in saved.items():
+        if value is None:
+            os.environ.pop(var, None)
+        else:
+            os.environ[var] = value

@@ -22,8 +22,9 @@ ALLOWED = {
 
 
 # Ingest writes a "no ground truth" note into the truth slot (its CLI names data/world as
-# the output folder) but must never import the world.
-WRITES_TRUTH_SLOT_ONLY = {"components/ingest/__main__.py"}
+# the output folder); the RL CLI hands the truth's path to the evaluation code's watch, which
+# only logs. Neither may import the world.
+WRITES_TRUTH_SLOT_ONLY = {"components/ingest/__main__.py", "components/rlhf_policy/__main__.py"}
 
 
 def _truth_uses(path: Path, check_paths: bool = True) -> list[str]:

@@ -15,15 +15,32 @@ def _dvc_stages() -> dict:
     return yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
 
 
+# KFP-only tasks and why: the gate's Else branch registers the challenger without moving the
+# champion; DVC's single `register` stage does both paths in one step.
+KFP_ONLY = {"register_hold"}
+
+
 def _kfp_tasks() -> dict:
-    """Tasks by display name (the DVC stage name), with dependencies also by display name."""
+    """Leaf tasks by display name (the DVC stage name), with their effective upstream tasks.
+
+    Tasks inside dsl.If/Else live in nested DAG components; a nested task also waits for
+    whatever its enclosing condition task waits for.
+    """
     spec = next(yaml.safe_load_all((COMPILED_DIR / "encore_training.yaml").read_text()))
-    tasks = spec["root"]["dag"]["tasks"]
-    display = {key: task["taskInfo"]["name"] for key, task in tasks.items()}
-    return {
-        display[key]: {**task, "dependentTasks": [display[d] for d in task.get("dependentTasks", [])]}
-        for key, task in tasks.items()
-    }
+    leaves: dict = {}
+
+    def walk(tasks: dict, inherited: set[str], display: dict) -> None:
+        names = {**display, **{key: t["taskInfo"]["name"] for key, t in tasks.items()}}
+        for key, task in tasks.items():
+            upstream = inherited | {names[d] for d in task.get("dependentTasks", [])}
+            child = spec["components"][task["componentRef"]["name"]]
+            if "dag" in child:
+                walk(child["dag"]["tasks"], upstream, names)
+            else:
+                leaves[names[key]] = {**task, "dependentTasks": sorted(upstream)}
+
+    walk(spec["root"]["dag"]["tasks"], set(), {})
+    return leaves
 
 
 def test_committed_spec_is_fresh():
@@ -41,7 +58,9 @@ def test_check_flag_fails_on_a_stale_spec(tmp_path):
 
 
 def test_every_dvc_stage_has_a_matching_kfp_task():
-    assert set(_dvc_stages()) == set(_kfp_tasks())
+    dvc, kfp = set(_dvc_stages()), set(_kfp_tasks())
+    assert dvc <= kfp, f"DVC stages without a KFP task: {dvc - kfp}"
+    assert kfp - dvc <= KFP_ONLY, f"unexplained KFP-only tasks: {kfp - dvc - KFP_ONLY}"
 
 
 def _produced(spec: dict) -> list[str]:
@@ -56,11 +75,13 @@ def test_kfp_tasks_follow_the_dvc_dependencies():
     stages, tasks = _dvc_stages(), _kfp_tasks()
     outs = {stage: _produced(spec) for stage, spec in stages.items()}
     for stage, spec in stages.items():
+        if stage not in tasks:
+            continue
         upstream = {
             s for s, paths in outs.items() for d in spec.get("deps", []) for o in paths if d == o or d.startswith(o + "/")
         }
         after = set(tasks[stage].get("dependentTasks", []))
-        assert upstream == after, f"{stage}: DVC upstream {upstream}, KFP upstream {after}"
+        assert upstream <= after, f"{stage}: DVC upstream {upstream}, KFP upstream {after}"
 
 
 def test_components_run_in_a_pinned_image():

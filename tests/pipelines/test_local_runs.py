@@ -33,8 +33,19 @@ def test_kfp_local_run_covers_the_dag(tmp_path, monkeypatch):
     features = [p for p in root.rglob("features") if (p / "train_frame.parquet").exists()]
     assert features and (features[0] / "feast" / "registry.db").exists()
     assert list(root.rglob("labels/labels.parquet"))
+    gate = json.loads(next(root.rglob("evaluation/gate.json")).read_text())
+    assert gate["gate"] in ("promote", "hold") and gate["reasons"]
+    summaries = [p for p in root.rglob("summary") if p.is_file()]
+    assert summaries and "Encore evaluation summary" in summaries[0].read_text()
+    assert any("Simulated A/B test" in p.read_text() for p in root.rglob("report") if p.is_file())
     metrics = [json.loads(p.read_text()) for p in root.rglob("executor_output.json")]
     assert metrics, "tasks must report outputs"
+    # lineage: the registered policy names the KFP run that made it
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db", registry_uri=f"sqlite:///{tmp_path}/mlflow.db")
+    version = client.get_model_version_by_alias("encore-policy", "challenger")
+    assert version.tags["encore.pipeline_run_id"] not in ("", "dvc-local")
 
 
 def _workspace(tmp_path: Path) -> Path:
@@ -63,11 +74,15 @@ def test_dvc_repro_runs_the_dag_then_is_a_no_op(tmp_path):
     subprocess.run(["git", "init", "-q"], cwd=ws, check=True)  # a user's clone is a git repo; .dvc/ came with it
     first = _dvc(ws, "repro")
     assert first.returncode == 0, first.stdout + first.stderr
-    for stage in ("simulate", "validate", "features", "label", "reward_model", "reward_model_click"):
+    for stage in ("simulate", "validate", "features", "label", "reward_model", "reward_model_click",
+                  "sft_policy", "rlhf_policy", "rlhf_policy_click", "evaluate", "register"):
         assert f"Running stage '{stage}'" in first.stdout, stage
     assert (ws / "reports" / "validation.html").exists()
     assert (ws / "data" / "features" / "train_frame.parquet").exists()
     assert json.loads((ws / "metrics" / "label.json").read_text())["label/impressions"] > 0
+    assert "Off-policy estimates" in (ws / "reports" / "evaluation" / "evaluation.html").read_text()
+    record = json.loads((ws / "metrics" / "register.json").read_text())
+    assert record["registered"] and record["gate"] in ("promote", "hold")
     assert json.loads((ws / "metrics" / "validate.json").read_text())
     second = _dvc(ws, "repro")
     assert second.returncode == 0, second.stdout + second.stderr
@@ -80,3 +95,16 @@ def test_dvc_repro_runs_the_dag_then_is_a_no_op(tmp_path):
     assert "Running stage 'validate'" in third.stdout and "Running stage 'simulate'" not in third.stdout
     # validate's metrics are counts only, so downstream stages see an unchanged dependency
     assert "Running stage 'features'" not in third.stdout
+
+    # real logs have no truth: the same evaluation reports estimates and ranking only, and says so
+    no_truth = subprocess.run(
+        [sys.executable, "-m", "components.evaluate", "--world-dir", str(ws / "no_world"),
+         "--report-dir", str(ws / "reports" / "no_truth"), "--metrics", str(ws / "metrics" / "no_truth.json"), "--no-progress"],
+        cwd=ws, capture_output=True, text=True, env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{ws}/mlflow.db"},
+    )
+    assert no_truth.returncode == 0, no_truth.stdout + no_truth.stderr
+    summary = (ws / "reports" / "no_truth" / "summary.md").read_text()
+    assert "No ground truth exists" in summary and "Promotion gate" in summary
+    flat = json.loads((ws / "metrics" / "no_truth.json").read_text())
+    assert flat["eval/has_truth"] == 0.0 and "ope/rlhf_midterm/dr/value" in flat
+    assert not any(key.startswith(("ab/", "truth/", "ope_error/")) for key in flat)
