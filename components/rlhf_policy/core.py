@@ -129,6 +129,7 @@ def run(params: Params, raw_dir: Path, features_dir: Path, sft_dir: Path, reward
         vocab.save(tmp)
         curve.write_csv(tmp / CURVE_CSV)
         _plot(curve, tmp / "curve.png")
+    _clear_checkpoints(checkpoint_dir)
     tail = curve.tail(max(1, rp.max_steps // 10))
     metrics = {f"rl/{c}": float(tail[c].mean()) for c in curve.columns if c != "step" and tail[c].null_count() < tail.height}
     return metrics | {
@@ -141,14 +142,25 @@ def run(params: Params, raw_dir: Path, features_dir: Path, sft_dir: Path, reward
 
 
 def _fingerprint(params: Params, sft_dir: Path, reward_dir: Path) -> str:
-    """What a checkpoint is valid for: the RL params and the exact SFT and reward models."""
+    """What a checkpoint is valid for: the RL params, the exact SFT and reward models, and the
+    training code (a fix to the reward or the sampling must not resume a run made without it)."""
     import hashlib
 
     h = hashlib.sha256(params.section_hash("rlhf_policy").encode())
-    for folder in (sft_dir, reward_dir):
-        for f in sorted(Path(folder).rglob("*.safetensors")):
-            h.update(f.read_bytes())
+    code = [Path(__file__).parent, Path(load_policy.__code__.co_filename).parent]  # rlhf_policy, sft_policy
+    for f in [f for folder in (sft_dir, reward_dir) for f in sorted(Path(folder).rglob("*.safetensors"))] + \
+             [f for folder in code for f in sorted(folder.glob("*.py"))]:
+        h.update(f.read_bytes())
     return h.hexdigest()[:16]
+
+
+def _clear_checkpoints(checkpoint_dir: Path) -> None:
+    """After a finished run the policy is in ``out_dir``: checkpoints exist only to resume an
+    *interrupted* run, so a later rerun (new code, ``dvc repro -f``) trains from the start."""
+    import shutil
+
+    for folder in Path(checkpoint_dir).glob("checkpoint-*"):
+        shutil.rmtree(folder)
 
 
 def _resumable_checkpoint(checkpoint_dir: Path, fingerprint: str) -> str | None:

@@ -144,3 +144,8 @@ def test_rl_logs_reward_kl_entropy_diversity_truth_and_resumes_after_a_kill(tmp_
     assert a.keys() == b.keys()
     for name in a:
         torch.testing.assert_close(a[name], b[name], rtol=1e-5, atol=1e-6, msg=f"{name} differs after resume")
+    # a finished run keeps no checkpoint: a later rerun (new code, dvc repro -f) trains from the start
+    assert not list((tmp_path / "ckpt_resumed").glob("checkpoint-*"))
+    again = _rl_cli(tmp_path, *args, tmp_path / "again", tmp_path / "ckpt_straight")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert yaml.safe_load((tmp_path / "again.json").read_text())["rl/resumed_from_step"] == 0
