@@ -55,7 +55,7 @@ def held_out_slates(params: Params, features_dir: Path, labels_dir: Path, k: int
     complete = df.group_by("session_id").agg(n=pl.len(), observed=pl.col("reward").is_not_null().sum(), p=pl.col("propensity").min())
     ok = complete.filter((pl.col("n") == k) & (pl.col("observed") == k) & (pl.col("p") > 0))["session_id"]
     if len(ok) > max_slates:
-        ok = ok.sample(max_slates, seed=seed)
+        ok = ok.sort().sample(max_slates, seed=seed)  # group_by order is not stable: sort, then sample
     df = df.filter(pl.col("session_id").is_in(ok.implode())).sort("session_id", "position")
     return LoggedSlates(df, k)
 

@@ -43,7 +43,7 @@ def fit_surrogate(frame: pl.DataFrame, lp: LabelParams, n_days: int) -> tuple[pl
     train = eligible.filter(pl.col("day") < split_day)
     test = eligible.filter(pl.col("day") >= split_day)
     if train.height > sp.max_train_rows:
-        train = train.sample(sp.max_train_rows, seed=sp.seed)
+        train = train.sort("event_id").sample(sp.max_train_rows, seed=sp.seed)  # a seeded sample of a fixed order
 
     model = HistGradientBoostingRegressor(max_iter=150, learning_rate=0.1, random_state=sp.seed)
     model.fit(_matrix(train), train[TARGET].to_numpy())

@@ -56,7 +56,7 @@ def listening_sequences(plays: pl.DataFrame, activity: pl.DataFrame, features: l
 
     rows = starts[ok]
     keys = pl.DataFrame({"user_id": user[rows], "event_timestamp": snapshot_ts(start, day[rows] - 1)})
-    feats = keys.join(activity.select("user_id", "event_timestamp", *features), on=["user_id", "event_timestamp"], how="left")
+    feats = keys.join(activity.select("user_id", "event_timestamp", *features), on=["user_id", "event_timestamp"], how="left", maintain_order="left")
     return Sequences(user[rows], day[rows], history[ok], completion, feats.select(features))
 
 
