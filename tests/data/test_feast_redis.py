@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import polars as pl
 import pytest
 
 from components.features.core import run
-from components.features.definitions import SOURCE_FILES
 from components.features.store import online, open_store, repo_config
 from tests.conftest import tiny_params
+from tests.feast_checks import assert_online_equals_latest_offline
 from tests.service_checks import require
 
 pytestmark = pytest.mark.integration
@@ -29,28 +29,10 @@ def redis_store(tmp_path_factory, tiny_raw):
     store.teardown()  # removes this project's keys from Redis
 
 
-def _latest(frame: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
-    return frame.sort("event_timestamp").group_by(keys).last()
-
-
 def test_online_values_equal_the_latest_offline_values(redis_store):
     store, out, params = redis_store
     assert store.config.online_store.type == "redis"
-    activity = pl.read_parquet(out / "sources" / SOURCE_FILES["user_activity"])
-    end = activity["event_timestamp"].max()
-    latest = _latest(activity, ["user_id"]).filter(pl.col("event_timestamp") == end).sort("user_id").head(50)
-    pairs = _latest(pl.read_parquet(out / "sources" / SOURCE_FILES["user_artist"]), ["user_id", "artist_id"]).head(50)
-    assert latest.height == 50 and pairs.height == 50
-
-    got = online(store, latest.select("user_id"), "policy", now=end)
-    for col in ("u_streams_7d", "u_active_days_28d", "u_skip_rate_28d", "u_tenure_days"):
-        assert got[col].to_list() == latest[col].to_list(), col
-
-    entity_rows = pairs.select("user_id", "artist_id").with_columns(track_id=pl.lit(0, pl.Int64))
-    got_pairs = online(store, entity_rows, "reward_model", now=end + timedelta(days=3))
-    assert got_pairs["ua_plays"].to_list() == pairs["ua_plays"].to_list()
-    expected_gap = ((end + timedelta(days=3)).timestamp() // 86_400 - pairs["ua_last_play_epoch_day"]).to_list()
-    assert got_pairs["ua_days_since_last_play"].to_list() == expected_gap
+    assert_online_equals_latest_offline(store, out)
 
 
 def test_unknown_entities_come_back_empty(redis_store):

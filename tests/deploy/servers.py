@@ -21,6 +21,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def listen_locally(argv: list[str], port: int) -> list[str]:
+    """The manifest's command line bound to loopback on ``port`` (the only flags changed)."""
+    out = []
+    for part in argv:
+        if part.startswith("--host="):
+            part = "--host=127.0.0.1"
+        elif part.startswith("--port="):
+            part = f"--port={port}"
+        out.append(part)
+    return out
+
+
 @contextmanager
 def serving(name: str, argv: list[str], env: dict[str, str], cwd: Path, port: int, log_path: Path) -> Iterator[str]:
     """Start ``argv`` (listening on ``port``), wait for ``/health``, yield its URL, stop it.

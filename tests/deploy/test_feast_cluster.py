@@ -21,7 +21,7 @@ import sys
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -33,7 +33,8 @@ import yaml
 from components.params import load_params
 from components.tracking import OFFLINE_ENV
 from tests.deploy.manifests import K8S, OVERLAYS, REPO, Obj, find, one, pod_specs
-from tests.deploy.servers import free_port, serving
+from tests.deploy.servers import free_port, listen_locally, serving
+from tests.feast_checks import assert_online_equals_latest_offline, latest_per_entity
 from tests.service_checks import PG_HOST, PG_PORT, PG_USER, require, scratch_database
 
 FEAST_DIR = K8S / "base" / "feast"
@@ -362,10 +363,6 @@ def cluster_features(backend_env, registry_database, tiny_raw, tmp_path_factory)
         open_store(repo_config(params.features, out / "feast")).teardown()
 
 
-def _latest(frame: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
-    return frame.sort("event_timestamp").group_by(keys).last()
-
-
 @pytest.mark.integration
 def test_the_stage_reads_exactly_the_manifest_yaml(cluster_features):
     """The configuration the stage ran with is the mounted file, variables expanded."""
@@ -415,25 +412,9 @@ def test_the_registry_is_in_postgres(cluster_features):
 def test_online_values_from_redis_equal_the_latest_offline_values(cluster_features):
     from components.features.store import online
 
-    store, out = cluster_features.store, cluster_features.out
-    activity = pl.read_parquet(out / "sources" / "user_activity.parquet")
-    end = activity["event_timestamp"].max()
-    latest = _latest(activity, ["user_id"]).filter(pl.col("event_timestamp") == end).sort("user_id").head(50)
-    user_artist = pl.read_parquet(out / "sources" / "user_artist.parquet")
-    pairs = _latest(user_artist, ["user_id", "artist_id"]).head(50)
-    assert latest.height == 50 and pairs.height == 50
-
-    got = online(store, latest.select("user_id"), "policy", now=end)
-    for col in ("u_streams_7d", "u_active_days_28d", "u_skip_rate_28d", "u_tenure_days"):
-        assert got[col].to_list() == latest[col].to_list(), col
-
-    entity_rows = pairs.select("user_id", "artist_id").with_columns(track_id=pl.lit(0, pl.Int64))
-    got_pairs = online(store, entity_rows, "reward_model", now=end + timedelta(days=3))
-    assert got_pairs["ua_plays"].to_list() == pairs["ua_plays"].to_list()
-    request_day = (end + timedelta(days=3)).timestamp() // 86_400
-    expected_gap = (request_day - pairs["ua_last_play_epoch_day"]).to_list()
-    assert got_pairs["ua_days_since_last_play"].to_list() == expected_gap
-
+    store = cluster_features.store
+    assert_online_equals_latest_offline(store, cluster_features.out)
+    end = pl.read_parquet(cluster_features.out / "sources" / "user_activity.parquet")["event_timestamp"].max()
     unknown = online(store, pl.DataFrame({"user_id": [10**9]}), "policy", now=end)
     assert unknown["u_streams_7d"].to_list() == [None]
 
@@ -500,24 +481,13 @@ def _pod_process(
     return argv, {**base, **OFFLINE_ENV, **env, "HOME": str(sandbox.home)}, cwd
 
 
-def _listen_locally(argv: list[str], port: int) -> list[str]:
-    out = []
-    for part in argv:
-        if part.startswith("--host="):
-            part = "--host=127.0.0.1"
-        elif part.startswith("--port="):
-            part = f"--port={port}"
-        out.append(part)
-    return out
-
-
 @pytest.fixture
 def feature_server(pod_sandbox, cluster_features, tmp_path) -> Iterator[str]:
     """The rendered Deployment's `feast serve` on a loopback port; yields its URL."""
     argv, env, cwd = _pod_process(pod_sandbox, *SERVER, cluster_features)
     assert argv[:2] == ["feast", f"--chdir={REPO / 'feature_repo'}"] and "serve" in argv, argv
     port = free_port()
-    with serving("feast serve", _listen_locally(argv, port), env, cwd, port, tmp_path / "server.log") as url:
+    with serving("feast serve", listen_locally(argv, port), env, cwd, port, tmp_path / "server.log") as url:
         yield url
 
 
@@ -535,7 +505,7 @@ def test_the_feature_server_of_the_manifest_serves_the_materialised_values(featu
     PostgreSQL, values in Redis) answers /health and returns the latest offline values."""
     activity = pl.read_parquet(cluster_features.out / "sources" / "user_activity.parquet")
     end = activity["event_timestamp"].max()
-    latest = _latest(activity, ["user_id"]).filter(pl.col("event_timestamp") == end).sort("user_id").head(20)
+    latest = latest_per_entity(activity, ["user_id"]).filter(pl.col("event_timestamp") == end).sort("user_id").head(20)
     reply = _post(
         f"{feature_server}/get-online-features",
         {"feature_service": "policy", "entities": {"user_id": latest["user_id"].to_list()}},

@@ -22,7 +22,7 @@ import pytest
 
 from components.tracking import OFFLINE_ENV
 from tests.deploy.manifests import Obj, one
-from tests.deploy.servers import free_port, serving
+from tests.deploy.servers import free_port, listen_locally, serving
 from tests.service_checks import PG_HOST, PG_PORT, PG_USER, scratch_database
 
 pytestmark = pytest.mark.integration
@@ -58,18 +58,6 @@ def _env_value(entry: dict[str, Any], objects: list[Obj], secrets: dict[str, str
     raise ValueError(f"unsupported env source {source}")
 
 
-def _with_local_listen(argv: list[str], port: int) -> list[str]:
-    """Bind to loopback on a free port instead of 0.0.0.0:5000 (the only flag change)."""
-    out = []
-    for part in argv:
-        if part.startswith("--host="):
-            part = "--host=127.0.0.1"
-        elif part.startswith("--port="):
-            part = f"--port={port}"
-        out.append(part)
-    return out
-
-
 def local_database_uri(manifest_uri: str, dbname: str) -> str:
     """The manifest's URI with only the address replaced: the scheme (``+psycopg2``: the
     SQLAlchemy driver) and the query string stay as deployed."""
@@ -101,7 +89,7 @@ def mlflow_server(rendered, database, tmp_path) -> Iterator[str]:
         secrets={"postgres-password": "", "s3-access-key-id": "unused", "s3-secret-access-key": "unused"},
     )
     assert argv[:2] == ["mlflow", "server"], argv
-    argv = [str(Path(sys.executable).parent / "mlflow"), *_with_local_listen(argv, port)[1:]]
+    argv = [str(Path(sys.executable).parent / "mlflow"), *listen_locally(argv, port)[1:]]
     home = tmp_path / "home"  # the container's emptyDir $HOME
     home.mkdir()
     env = {**os.environ, **OFFLINE_ENV, **env, "HOME": str(home)}
