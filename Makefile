@@ -24,7 +24,7 @@ export DO_NOT_TRACK := true
 export DVC_NO_ANALYTICS := 1
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: help install deploy-tools repro test test-fast lint-deploy compile check-compiled bench clean
+.PHONY: help install deploy-tools repro test test-fast lint lint-deploy compile check-compiled bench clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -59,11 +59,15 @@ repro: install  ## run the whole pipeline (dvc repro) on the defaults in params.
 	@echo "  metrics           metrics/*.json        (dvc metrics show)"
 	@echo "  MLflow runs       mlflow.db             (mlflow ui --backend-store-uri sqlite:///mlflow.db)"
 
-test: install deploy-tools  ## run the whole test suite, end-to-end runs on tiny data included
+test: install deploy-tools lint  ## lint, then the whole test suite, end-to-end runs on tiny data included
 	$(BIN)/python -m pytest
 
-test-fast: install deploy-tools  ## the tests without the end-to-end runs
+test-fast: install deploy-tools lint  ## lint, then the tests without the end-to-end runs
 	$(BIN)/python -m pytest -m "not slow"
+
+lint: install  ## ruff: pyflakes, pycodestyle at the configured line length, import order, formatting
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 lint-deploy: install deploy-tools  ## offline checks of docker/ and k8s/: schemas, checkov, hadolint, GPU placement, MLflow on PostgreSQL
 	$(BIN)/python -m pytest tests/deploy

@@ -1,6 +1,6 @@
 """Labelling throughput at ~10 million impressions, side by side with two references.
 
-- ``encore``: ``components.label.core.compute_labels`` (dense grids + gathers), in memory;
+- ``encore``: ``components.reward.labels.compute_labels`` (dense grids + gathers), in memory;
 - ``pandas``: a vectorised pandas implementation of the same labels (``merge_asof`` by user /
   by (user, artist) — the idiomatic way), checked equal to ours before it is timed;
 - ``bare_read``: reading just the columns the labels need from parquet (the I/O floor).
@@ -76,7 +76,7 @@ def pandas_labels(imp: pd.DataFrame, plays: pd.DataFrame, start: pd.Timestamp, n
 
 def _world(n_users: int, days: int) -> Path:
     from components.params import load_params
-    from components.simulate.core import run
+    from components.raw_logs.simulate import simulate as run
 
     raw = CACHE / f"label_world_{n_users}x{days}" / "raw"
     if not (raw / "manifest.json").exists():
@@ -93,7 +93,7 @@ def main(
     out: Path = typer.Option(Path("benchmarks/results/label_throughput.json"), help="result file"),
 ) -> None:
     from components import contract
-    from components.label.core import IMPRESSION_COLUMNS, PLAY_COLUMNS, compute_labels
+    from components.reward.labels import IMPRESSION_COLUMNS, PLAY_COLUMNS, compute_labels
     from components.params import load_params
 
     raw = _world(n_users, days)

@@ -49,12 +49,12 @@ def main(
     import torch
 
     from components import contract
-    from components.features.lookup import FeatureLookup
+    from components.featurestore.lookup import FeatureLookup
     from components.params import load_params
     from components.rlhf_policy.core import run as run_rl
     from components.sequences import right_aligned
-    from components.sft_policy.core import load as load_policy
-    from components.sft_policy.generate import generate_slates
+    from components.policy.model import load as load_policy
+    from components.policy.decoding import generate_slates
 
     _require([raw_dir, features_dir, sft_dir, reward_dir])
     p = load_params(params)

@@ -30,9 +30,9 @@ def main(
     import torch
 
     from components.params import load_params
-    from components.reward_model.data import feature_lists, genre_mix_feature
-    from components.reward_model.model import Head, RewardModel, build
-    from components.reward_model.tokens import Encoder
+    from components.reward.examples import feature_lists, genre_mix_feature
+    from components.reward.model import Head, RewardModel, build
+    from components.reward.tokens import Encoder
     from components.reward_model.train import train_pointwise
 
     p = load_params(params)

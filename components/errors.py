@@ -21,7 +21,3 @@ class ContractError(EncoreError):
 
 class DataValidationError(EncoreError):
     """The Great Expectations suite found rows that breach an expectation."""
-
-
-class GateError(EncoreError):
-    """A registration gate refused a model (used by the register stage)."""

@@ -13,6 +13,7 @@ import hashlib
 import json
 from datetime import date
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 import yaml
@@ -49,16 +50,18 @@ class TrackingParams(Section):
 
 
 class CatalogueParams(Section):
-    n_genres: int = Field(gt=1)
-    n_artists: int = Field(gt=1)
-    n_tracks: int = Field(gt=1)
+    n_genres: int = Field(gt=1, description="genres in the catalogue")
+    n_artists: int = Field(gt=1, description="artists (each belongs to one genre)")
+    n_tracks: int = Field(gt=1, description="tracks (each belongs to one artist)")
     latent_dim: int = Field(gt=1, description="dimension of the taste space")
     artist_spread: float = Field(ge=0, description="noise of artist vectors around their genre")
     track_spread: float = Field(ge=0, description="noise of track vectors around their artist")
     artist_popularity_sigma: float = Field(ge=0, description="lognormal sigma: heavy tail")
-    track_popularity_sigma: float = Field(ge=0)
+    track_popularity_sigma: float = Field(
+        ge=0, description="lognormal sigma of a track's popularity around its artist's"
+    )
     catchiness_depth_corr: float = Field(ge=-1, le=1, description="mildly negative by design")
-    mean_duration_s: float = Field(gt=30)
+    mean_duration_s: float = Field(gt=30, description="typical track length in seconds (lognormal)")
 
     @model_validator(mode="after")
     def _enough_tracks(self) -> "CatalogueParams":
@@ -68,56 +71,70 @@ class CatalogueParams(Section):
 
 
 class PopulationParams(Section):
-    n_users: int = Field(gt=0)
+    n_users: int = Field(gt=0, description="listeners simulated")
     genre_concentration: float = Field(gt=0, description="Dirichlet alpha of genre mixtures")
-    taste_noise: float = Field(ge=0)
+    taste_noise: float = Field(ge=0, description="spread of a listener's taste around their genre mixture")
     activity_mean: float = Field(description="logit of the base daily activity probability")
-    activity_sd: float = Field(ge=0)
-    openness_alpha: float = Field(gt=0)
-    openness_beta: float = Field(gt=0)
+    activity_sd: float = Field(ge=0, description="spread of the base activity logit across listeners")
+    openness_alpha: float = Field(
+        gt=0, description="Beta(alpha, beta) of openness: how fast habits with new artists form"
+    )
+    openness_beta: float = Field(gt=0, description="Beta(alpha, beta) of openness (see openness_alpha)")
     new_user_fraction: float = Field(ge=0, le=1, description="users who sign up during the log")
 
 
 class DynamicsParams(Section):
     position_decay: float = Field(ge=0, description="examination prob of slot j = (1+j)^-decay")
-    extra_session_prob: float = Field(ge=0, le=1)
-    stream_bias: float
-    stream_affinity: float
-    stream_catchiness: float
-    stream_habit: float
-    stream_fatigue: float
-    stream_popularity: float
-    value_bias: float
-    value_affinity: float
-    value_depth: float
-    value_fatigue: float
-    skip_cost: float = Field(ge=0)
-    save_bias: float
-    save_value: float
-    satisfaction_decay: float = Field(ge=0, le=1)
-    satisfaction_gain: float = Field(ge=0)
-    activity_satisfaction: float
-    activity_habit: float
-    habit_gain: float = Field(ge=0, le=1)
-    habit_decay: float = Field(ge=0, le=1)
-    habit_enjoy_threshold: float
-    habit_formed: float = Field(gt=0, le=1)
-    fatigue_gain: float = Field(ge=0)
-    fatigue_decay: float = Field(ge=0, le=1)
+    extra_session_prob: float = Field(
+        ge=0, le=1, description="chance of each further session on an active day"
+    )
+    stream_bias: float = Field(description="stream logit: intercept")
+    stream_affinity: float = Field(description="stream logit: weight of taste-track affinity")
+    stream_catchiness: float = Field(description="stream logit: weight of catchiness (immediate appeal)")
+    stream_habit: float = Field(description="stream logit: weight of the listener's habit with the artist")
+    stream_fatigue: float = Field(description="stream logit: penalty per unit of genre fatigue")
+    stream_popularity: float = Field(description="stream logit: weight of the track's log popularity")
+    value_bias: float = Field(description="experienced value of a stream: intercept")
+    value_affinity: float = Field(description="experienced value: weight of affinity")
+    value_depth: float = Field(description="experienced value: weight of depth (lasting value)")
+    value_fatigue: float = Field(description="experienced value: penalty per unit of genre fatigue")
+    skip_cost: float = Field(ge=0, description="satisfaction lost per skipped track")
+    save_bias: float = Field(description="save logit: intercept")
+    save_value: float = Field(description="save logit: weight of the experienced value")
+    satisfaction_decay: float = Field(
+        ge=0, le=1, description="share of yesterday's satisfaction kept each day"
+    )
+    satisfaction_gain: float = Field(
+        ge=0, description="satisfaction gained per unit of the day's experienced value"
+    )
+    activity_satisfaction: float = Field(description="daily activity logit: weight of satisfaction")
+    activity_habit: float = Field(description="daily activity logit: weight of the sum of habits")
+    habit_gain: float = Field(
+        ge=0, le=1, description="habit step towards 1 on a day the artist was enjoyed (times 1 + openness)"
+    )
+    habit_decay: float = Field(ge=0, le=1, description="share of a habit kept each day")
+    habit_enjoy_threshold: float = Field(description="experienced value above which a play builds a habit")
+    habit_formed: float = Field(
+        gt=0, le=1, description="habit strength that counts as a formed habit (outcomes, oracle)"
+    )
+    fatigue_gain: float = Field(ge=0, description="genre fatigue added per play of the genre")
+    fatigue_decay: float = Field(ge=0, le=1, description="share of genre fatigue kept each day")
     organic_rate: float = Field(ge=0, description="organic plays per day per unit of habit")
     search_rate: float = Field(ge=0, description="search plays per active day")
-    churn_bias: float
-    churn_satisfaction: float
+    churn_bias: float = Field(description="daily churn logit: intercept")
+    churn_satisfaction: float = Field(description="daily churn logit: reduction per unit of satisfaction")
     history_length: int = Field(gt=0, description="recent plays kept as the policy's context")
 
 
 class LoggingPolicyParams(Section):
-    policy_id: int = Field(ge=0)
+    policy_id: int = Field(ge=0, description="policy_id written on the logging policy's impressions")
     pool_size: int = Field(gt=0, description="candidates retrieved per user before ranking")
     taste_noise: float = Field(ge=0, description="error of the production taste estimate")
-    affinity_weight: float
-    popularity_weight: float
-    temperature: float = Field(gt=0)
+    affinity_weight: float = Field(description="ranking score: weight of the (noisy) estimated affinity")
+    popularity_weight: float = Field(description="ranking score: weight of log popularity")
+    temperature: float = Field(
+        gt=0, description="softmax temperature of the Plackett-Luce sampling over the pool"
+    )
     exploration: float = Field(ge=0, lt=1, description="prob. a slot is filled uniformly at random")
 
 
@@ -128,12 +145,12 @@ class OracleParams(Section):
 
 
 class SimulateParams(Section):
-    seed: int
+    seed: int = Field(description="seed of every random stream in the world (catalogue, listeners, days)")
     start_date: Annotated[date, Strict(False)] = Field(description="first logged day (UTC)")
     warmup_days: int = Field(ge=0, description="days simulated before logging starts")
-    days: int = Field(gt=0)
-    slate_size: int = Field(gt=0)
-    max_sessions_per_day: int = Field(gt=0)
+    days: int = Field(gt=0, description="logged days after the warm-up")
+    slate_size: int = Field(gt=0, description="tracks per slate (k)")
+    max_sessions_per_day: int = Field(gt=0, description="most slates a listener can be shown per day")
     catalogue: CatalogueParams
     users: PopulationParams
     dynamics: DynamicsParams
@@ -150,12 +167,14 @@ class SimulateParams(Section):
 
 
 class ABParams(Section):
-    seed: int
-    horizon_days: int = Field(gt=0)
+    seed: int = Field(description="seed of the A/B test's random streams (common to every arm)")
+    horizon_days: int = Field(gt=0, description="days each arm runs (the long-term outcome's horizon)")
     n_users: int = Field(ge=0, description="users per arm; 0 = the whole live population")
-    confidence: float = Field(gt=0, lt=1)
+    confidence: float = Field(
+        gt=0, lt=1, description="confidence level of every interval the A/B test reports"
+    )
     lm_decoding: Literal["greedy", "sample"] = Field(description="how generative policies pick slates when served")
-    lm_temperature: float = Field(gt=0)
+    lm_temperature: float = Field(gt=0, description="sampling temperature when lm_decoding is 'sample'")
 
 
 # --------------------------------------------------------------------------- validate
@@ -165,9 +184,11 @@ class ValidateParams(Section):
     daily_volume_min_ratio: float = Field(
         gt=0, le=1, description="a day's impressions must be >= this x the median day"
     )
-    daily_volume_max_ratio: float = Field(ge=1)
-    max_ms_played: int = Field(gt=0)
-    max_slate_size: int = Field(gt=0)
+    daily_volume_max_ratio: float = Field(
+        ge=1, description="a day's impressions must be <= this x the median day"
+    )
+    max_ms_played: int = Field(gt=0, description="largest plausible ms_played of one play")
+    max_slate_size: int = Field(gt=0, description="largest plausible slate (positions per session)")
 
 
 # --------------------------------------------------------------------------- features
@@ -200,11 +221,15 @@ class FeaturesParams(Section):
 
 
 class CompositeWeights(Section):
-    streamed: float
-    saved: float
-    skipped: float
+    streamed: float = Field(
+        description="weight of the stream label (0 keeps the click out of the mid-term reward)"
+    )
+    saved: float = Field(description="weight of a save")
+    skipped: float = Field(description="weight of a skip (negative: a cost)")
     active_days_7d: float = Field(description="per day of the 7 (the label is divided by 7)")
-    artist_return_14d: float
+    artist_return_14d: float = Field(
+        description="weight of the listener returning to the artist on >= 2 later days in 14"
+    )
     surrogate_active_days_28d: float = Field(description="per day of the 28 (divided by 28)")
 
 
@@ -213,15 +238,17 @@ class SurrogateParams(Section):
         gt=0, lt=1, description="share of the uncensored days (oldest first) the index is fitted on"
     )
     max_train_rows: int = Field(gt=0, description="subsample for fitting (rows)")
-    seed: int
+    seed: int = Field(description="seed of the fitting subsample and the model")
 
 
 class LabelParams(Section):
     active_horizon_days: int = Field(gt=0, description="active_days_7d counts days in (t, t+h]")
-    artist_return_horizon_days: int = Field(gt=0)
+    artist_return_horizon_days: int = Field(gt=0, description="artist_return_14d looks at days (t, t+h]")
     artist_return_min_days: int = Field(gt=0, description="distinct later days with that artist")
     retention_horizon_days: int = Field(gt=0, description="retained: active in the last week before t+h")
-    retention_window_days: int = Field(gt=0)
+    retention_window_days: int = Field(
+        gt=0, description="retained_28d: active in the last this-many days of the horizon"
+    )
     attribution: Literal["equal", "split", "streamed", "position"] = Field(
         description="how a session-level outcome is shared by the session's impressions"
     )
@@ -242,11 +269,11 @@ class LabelParams(Section):
 
 
 class TransformerParams(Section):
-    hidden_size: int = Field(gt=0)
-    layers: int = Field(gt=0)
-    heads: int = Field(gt=0)
-    intermediate_size: int = Field(gt=0)
-    dropout: float = Field(ge=0, lt=1)
+    hidden_size: int = Field(gt=0, description="width of the encoder")
+    layers: int = Field(gt=0, description="transformer layers")
+    heads: int = Field(gt=0, description="attention heads (must divide hidden_size)")
+    intermediate_size: int = Field(gt=0, description="feed-forward width")
+    dropout: float = Field(ge=0, lt=1, description="dropout on hidden states and attention")
 
     @model_validator(mode="after")
     def _heads_divide(self) -> "TransformerParams":
@@ -256,11 +283,13 @@ class TransformerParams(Section):
 
 
 class TrainParams(Section):
-    epochs: int = Field(gt=0)
-    batch_size: int = Field(gt=0)
-    learning_rate: float = Field(gt=0)
-    weight_decay: float = Field(ge=0)
-    warmup_fraction: float = Field(ge=0, lt=1)
+    epochs: int = Field(gt=0, description="passes over the training data")
+    batch_size: int = Field(gt=0, description="examples per step (per process)")
+    learning_rate: float = Field(gt=0, description="AdamW peak learning rate (linear warm-up and decay)")
+    weight_decay: float = Field(ge=0, description="AdamW weight decay")
+    warmup_fraction: float = Field(
+        ge=0, lt=1, description="share of the steps spent warming the learning rate up"
+    )
     eval_every: int = Field(gt=0, description="steps between evaluations on the held-out sample")
 
 
@@ -270,15 +299,15 @@ class RewardTargets(Section):
 
 
 class RewardModelParams(Section):
-    seed: int
+    seed: int = Field(description="seed of the split, the subsamples and the initial weights")
     targets: RewardTargets
     objective: Literal["pointwise", "pairwise"] = Field(
         description="pointwise regression/BCE, or Bradley-Terry pairs (TRL RewardTrainer)"
     )
     test_user_fraction: float = Field(gt=0, lt=1, description="users held out entirely for testing")
     split_day_fraction: float = Field(gt=0, lt=1, description="train on days before this share of the labelled days")
-    max_train_examples: int = Field(gt=0)
-    max_test_examples: int = Field(gt=0)
+    max_train_examples: int = Field(gt=0, description="training impressions (a seeded subsample)")
+    max_test_examples: int = Field(gt=0, description="held-out impressions (whole sessions, seeded)")
     max_pairs: int = Field(gt=0, description="pairwise objective: training pairs (same session, different outcome)")
     n_buckets: int = Field(gt=1, description="quantile buckets per numeric feature")
     history_length: int = Field(gt=0, description="recent tracks in the context (<= features.history_length)")
@@ -290,14 +319,14 @@ class RewardModelParams(Section):
 
 
 class CausalLMParams(Section):
-    n_embd: int = Field(gt=0)
-    n_layer: int = Field(gt=0)
-    n_head: int = Field(gt=0)
-    dropout: float = Field(ge=0, lt=1)
+    n_embd: int = Field(gt=0, description="embedding width of the GPT-2 built from config")
+    n_layer: int = Field(gt=0, description="transformer layers")
+    n_head: int = Field(gt=0, description="attention heads (must divide n_embd)")
+    dropout: float = Field(ge=0, lt=1, description="residual, embedding and attention dropout")
 
 
 class SFTParams(Section):
-    seed: int
+    seed: int = Field(description="seed of the split, the subsample and the initial weights")
     base_model: str = Field(
         description="'' builds a small GPT-2 from `model`; else a local Hugging Face causal-LM checkpoint "
         "directory whose vocabulary is extended with the item tokens"
@@ -305,22 +334,26 @@ class SFTParams(Section):
     slate_size: int = Field(gt=0, description="tracks per generated slate (the completion length)")
     history_length: int = Field(gt=0, description="recent plays in the prompt")
     prompt_features: list[str] = Field(description="user_activity features bucketed into the prompt")
-    feature_buckets: int = Field(gt=1)
-    test_user_fraction: float = Field(gt=0, lt=1)
-    max_train_sequences: int = Field(gt=0)
-    max_eval_prompts: int = Field(gt=0)
+    feature_buckets: int = Field(gt=1, description="quantile buckets per prompt feature")
+    test_user_fraction: float = Field(
+        gt=0, lt=1, description="listeners held out entirely for the ranking metrics"
+    )
+    max_train_sequences: int = Field(gt=0, description="training sequences (a seeded subsample)")
+    max_eval_prompts: int = Field(gt=0, description="held-out prompts scored for Recall/NDCG")
     model: CausalLMParams
     train: TrainParams
 
 
 class RLHFParams(Section):
-    seed: int
+    seed: int = Field(description="seed of the prompt sample and of GRPO's sampling")
     beta: float = Field(ge=0, description="KL penalty to the SFT reference policy")
-    learning_rate: float = Field(gt=0)
-    max_steps: int = Field(gt=0)
+    learning_rate: float = Field(gt=0, description="policy learning rate")
+    max_steps: int = Field(gt=0, description="GRPO optimisation steps")
     num_generations: int = Field(gt=1, description="slates sampled per prompt (the GRPO group)")
-    prompts_per_step: int = Field(gt=0)
-    temperature: float = Field(gt=0)
+    prompts_per_step: int = Field(
+        gt=0, description="listener contexts per step (each gets num_generations slates)"
+    )
+    temperature: float = Field(gt=0, description="sampling temperature of the RL rollouts")
     checkpoint_every: int = Field(gt=0, description="steps between checkpoints (resume after a kill)")
     n_prompts: int = Field(gt=0, description="listener contexts RL samples its prompts from")
     invalid_slate_reward: float = Field(description="reward of a slate that breaks the constraints (should never happen)")
@@ -330,10 +363,10 @@ class RLHFParams(Section):
 
 
 class EvaluateParams(Section):
-    seed: int
+    seed: int = Field(description="seed of the held-out sample, the bootstrap and sampled decoding")
     max_slates: int = Field(gt=0, description="held-out logged slates for off-policy estimates")
     max_weight: float = Field(gt=0, description="importance weights are clipped here (reported)")
-    n_bootstrap: int = Field(gt=10)
+    n_bootstrap: int = Field(gt=10, description="bootstrap resamples behind every confidence interval")
     ranking_sequences: int = Field(gt=0, description="held-out listeners' next plays for ranking metrics")
     power: float = Field(gt=0, lt=1, description="for A/B planning")
 
@@ -357,9 +390,11 @@ class GPUParams(Section):
     accelerator_type: str = Field(description="KFP accelerator type, e.g. nvidia.com/gpu")
     accelerator_limit: int = Field(gt=0, description="GPUs per training task")
     node_selector_key: str = Field(description="node label that marks GPU nodes")
-    node_selector_value: str
+    node_selector_value: str = Field(description="value of node_selector_key on GPU nodes")
     toleration_key: str = Field(description="taint GPU nodes carry (tolerated by training pods)")
-    toleration_effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"]
+    toleration_effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] = Field(
+        description="effect of the GPU nodes' taint"
+    )
     shared_memory: str = Field(description="size of the /dev/shm emptyDir for data loaders, e.g. 8Gi")
 
 
@@ -398,15 +433,77 @@ class Params(Section):
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
 
+    def section(self, name: str) -> Section:
+        """A section by its name in params.yaml (``validate``, not ``validate_``)."""
+        return getattr(self, _FIELD_OF[name])
+
+    def sections_dump(self, *names: str) -> dict[str, Any]:
+        """``{name: section as JSON-compatible data}`` for the named sections only."""
+        return {n: self.section(n).model_dump(mode="json", by_alias=True) for n in names}
+
     def section_hash(self, *names: str) -> str:
         """A short, stable hash of some sections (lineage tags, cache keys)."""
-        dumped = self.model_dump(mode="json", by_alias=True)
-        payload = json.dumps({n: dumped[n] for n in names}, sort_keys=True)
+        payload = json.dumps(self.sections_dump(*names), sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 
-def load_params(path: str | Path = DEFAULT_PARAMS, overrides: dict[str, Any] | None = None) -> Params:
-    """Load and validate ``params.yaml``; ``overrides`` maps dotted keys to values (tests, CLIs)."""
+_FIELD_OF = {(f.alias or n): n for n, f in Params.model_fields.items()}
+SECTIONS: tuple[str, ...] = tuple(_FIELD_OF)  # every section, in params.yaml order
+# Read when the Kubeflow pipeline is compiled (images, GPU placement), never by a stage at run time.
+COMPILE_TIME_SECTIONS = ("cluster",)
+RUNTIME_SECTIONS: tuple[str, ...] = tuple(s for s in SECTIONS if s not in COMPILE_TIME_SECTIONS)
+ALWAYS_READ = ("tracking",)  # every stage run opens an MLflow run
+
+
+class UndeclaredSectionError(RuntimeError):
+    """A stage read a params section it does not declare: a bug in the stage, not the user's params."""
+
+
+class Undeclared:
+    """Stands in for a section a stage did not declare: any read of it fails loudly.
+
+    What a stage declares decides what DVC re-runs it for and which Kubeflow inputs it gets
+    (so which edits keep its cache); a stage silently reading more would make both wrong.
+    """
+
+    def __init__(self, section: str, stage: str, declared: tuple[str, ...]):
+        self._section, self._stage, self._declared = section, stage, declared
+
+    def __getattr__(self, key: str) -> Any:
+        if key.startswith("__"):
+            raise AttributeError(key)
+        raise UndeclaredSectionError(
+            f"stage '{self._stage}' read '{self._section}.{key}' but declares only ({', '.join(self._declared)}): "
+            f"add '{self._section}' to SECTIONS in its package's __init__.py (dvc.yaml's params follow that list)."
+        )
+
+    def __repr__(self) -> str:
+        return f"<params section '{self._section}' not declared by stage '{self._stage}'>"
+
+
+def restrict(params: Params, sections: Sequence[str], stage: str) -> Params:
+    """``params`` with only ``sections`` (+ tracking) readable; every other section is :class:`Undeclared`."""
+    declared = tuple(dict.fromkeys([*sections, *ALWAYS_READ]))
+    unknown = [s for s in declared if s not in _FIELD_OF]
+    if unknown:
+        raise ValueError(f"stage '{stage}' declares unknown params section(s) {unknown}; sections: {SECTIONS}")
+    values = {
+        _FIELD_OF[name]: getattr(params, _FIELD_OF[name]) if name in declared else Undeclared(name, stage, declared)
+        for name in SECTIONS
+    }
+    return Params.model_construct(**values)
+
+
+def load_params(
+    path: str | Path = DEFAULT_PARAMS,
+    overrides: dict[str, Any] | None = None,
+    only: Sequence[str] | None = None,
+) -> Params:
+    """Load and validate ``params.yaml``; ``overrides`` maps dotted keys to values (tests, CLIs).
+
+    With ``only``, a file may hold just those sections (what a Kubeflow task receives); the
+    result is :func:`restrict`-ed to them. Every section present is validated either way.
+    """
     path = Path(path)
     if not path.exists():
         raise ParamsError(f"{path}: parameters file not found.")
@@ -416,20 +513,48 @@ def load_params(path: str | Path = DEFAULT_PARAMS, overrides: dict[str, Any] | N
         raise ParamsError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
         raise ParamsError(f"{path}: expected a mapping of sections at the top level.")
-    return params_from_dict(raw, overrides, where=str(path))
+    return params_from_dict(raw, overrides, where=str(path), only=only)
 
 
 def params_from_dict(
-    raw: dict[str, Any], overrides: dict[str, Any] | None = None, where: str = "params"
+    raw: dict[str, Any],
+    overrides: dict[str, Any] | None = None,
+    where: str = "params",
+    only: Sequence[str] | None = None,
+    stage: str = "this stage",
 ) -> Params:
-    """Validate a params mapping (e.g. the dict a KFP run receives) into :class:`Params`."""
+    """Validate a params mapping (e.g. the sections a Kubeflow task receives) into :class:`Params`.
+
+    Without ``only`` every section must be there. With ``only``, those sections (+ tracking)
+    must be there, others may be absent, and the result reads only those.
+    """
     raw = copy.deepcopy(raw)
     for dotted, value in (overrides or {}).items():
         _set_dotted(raw, dotted, value, where)
-    try:
-        return Params.model_validate(raw)
-    except ValidationError as exc:
-        raise ParamsError(_explain(exc, raw, where)) from None
+    if only is None:
+        try:
+            return Params.model_validate(raw)
+        except ValidationError as exc:
+            raise ParamsError(_explain(exc, raw, where)) from None
+    declared = tuple(dict.fromkeys([*only, *ALWAYS_READ]))
+    missing = [s for s in declared if s not in raw]
+    if missing:
+        raise ParamsError(f"{where}: missing section(s) {', '.join(missing)} (the stage reads them).")
+    unknown = [s for s in raw if s not in _FIELD_OF]
+    errors = [f"  - {s}: unknown section" + _hint(s, SECTIONS) for s in unknown]
+    sections = {}
+    for name, value in raw.items():
+        if name in unknown:
+            continue
+        model = Params.model_fields[_FIELD_OF[name]].annotation
+        try:
+            sections[_FIELD_OF[name]] = model.model_validate(value)
+        except ValidationError as exc:
+            errors += _explain(exc, value, where, prefix=(name,)).splitlines()[1:]
+    if errors:
+        raise ParamsError("\n".join([f"{where}: {len(errors)} invalid parameter(s):", *errors]))
+    full = Params.model_construct(**{f: sections.get(f) for f in Params.model_fields})
+    return restrict(full, declared, stage)
 
 
 def _set_dotted(raw: dict[str, Any], dotted: str, value: Any, where: str) -> None:
@@ -444,20 +569,23 @@ def _set_dotted(raw: dict[str, Any], dotted: str, value: Any, where: str) -> Non
     node[leaf] = value
 
 
-def _explain(exc: ValidationError, raw: dict[str, Any], where: str) -> str:
+def _explain(exc: ValidationError, raw: dict[str, Any], where: str, prefix: tuple = ()) -> str:
     lines = [f"{where}: {exc.error_count()} invalid parameter(s):"]
     for err in exc.errors():
-        key = ".".join(str(p) for p in err["loc"])
+        loc = (*prefix, *err["loc"])
+        key = ".".join(str(p) for p in loc)
         if err["type"] == "extra_forbidden":
-            known = _known_keys(err["loc"][:-1])
-            hint = difflib.get_close_matches(str(err["loc"][-1]), known, n=1)
-            tip = f" (did you mean '{hint[0]}'?)" if hint else ""
-            lines.append(f"  - {key}: unknown key{tip}")
+            lines.append(f"  - {key}: unknown key" + _hint(str(loc[-1]), _known_keys(loc[:-1])))
         elif err["type"] == "missing":
             lines.append(f"  - {key}: missing (every parameter must be set in params.yaml)")
         else:
             lines.append(f"  - {key}: {err['msg']} (got {err.get('input')!r})")
     return "\n".join(lines)
+
+
+def _hint(name: str, known: Sequence[str]) -> str:
+    match = difflib.get_close_matches(name, list(known), n=1)
+    return f" (did you mean '{match[0]}'?)" if match else ""
 
 
 def _known_keys(loc: tuple) -> list[str]:
@@ -473,3 +601,82 @@ def _known_keys(loc: tuple) -> list[str]:
             return []
         model = field.annotation
     return [f.alias or n for n, f in model.model_fields.items()]
+
+
+# --------------------------------------------------------------------------- reference docs
+
+SECTION_HELP = {
+    "source": "where the raw logs come from: the simulator, or a folder of real logs",
+    "tracking": "MLflow: where every stage run logs its parameters, metrics and models",
+    "simulate": "the listening world (catalogue, listeners, daily dynamics, logging policy, oracles)",
+    "ab": "the simulated A/B test against the ground truth (evaluation)",
+    "validate": "bounds of the Great Expectations checks on the raw logs",
+    "features": "feature windows, Feast views and which online store",
+    "label": "reward labels: horizons, attribution, the surrogate index and the composite reward",
+    "reward_model": "the transformer reward model and its held-out split",
+    "sft_policy": "the generative recommender trained by imitation",
+    "rlhf_policy": "GRPO fine-tuning against the reward model, KL-anchored to SFT",
+    "evaluate": "off-policy estimates, ranking metrics, A/B planning",
+    "register": "the MLflow registry names and the promotion gate",
+    "cluster": "how the compiled Kubeflow pipeline runs on Kubernetes (compile time only)",
+}
+
+
+def _fields(model: type[BaseModel], prefix: str) -> list[tuple[str, str, str]]:
+    """(dotted key, type, description) of every leaf parameter under ``model``."""
+    rows = []
+    for name, f in model.model_fields.items():
+        key = f"{prefix}{f.alias or name}"
+        ann = f.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            rows += _fields(ann, key + ".")
+        else:
+            rows.append((key, _type_name(ann), f.description or ""))
+    return rows
+
+
+def _type_name(ann: Any) -> str:
+    """``int``, ``list[str]``, ``'world' or 'logs'`` (Literal), ``date`` (Annotated)."""
+    import typing
+
+    if typing.get_origin(ann) is Literal:
+        return " or ".join(repr(a) for a in typing.get_args(ann))
+    if typing.get_origin(ann) is Annotated:
+        return _type_name(typing.get_args(ann)[0])
+    if typing.get_origin(ann) is not None:
+        return str(ann).replace("typing.", "")
+    return getattr(ann, "__name__", str(ann))
+
+
+def describe(sections: Sequence[str]) -> str:
+    """Plain-text reference of some sections (a stage's ``--help`` ends with it)."""
+    lines = []
+    for section in sections:
+        model = Params.model_fields[_FIELD_OF[section]].annotation
+        lines.append(f"  {section}: {SECTION_HELP[section]}")
+        lines += [f"    {key} ({kind}) - {desc}" for key, kind, desc in _fields(model, f"{section}.")]
+    return "\n".join(lines)
+
+
+def markdown() -> str:
+    """``docs/params.md``: every parameter with its type and description (generated; a test keeps it fresh)."""
+    out = [
+        "# Parameters",
+        "",
+        "Generated from `components/params.py` by `python -m components.params > docs/params.md`;",
+        "`tests/unit/test_params.py` fails when this file is stale. Every key is required and typed;",
+        "the defaults live in `params.yaml`. Override one for a single run with `--set SECTION.KEY=VALUE`",
+        "on any stage CLI, or for an experiment with `dvc exp run -S SECTION.KEY=VALUE` (see the README).",
+        "",
+    ]
+    for section in SECTIONS:
+        model = Params.model_fields[_FIELD_OF[section]].annotation
+        out += [f"## `{section}`", "", SECTION_HELP[section][0].upper() + SECTION_HELP[section][1:] + ".", "",
+                "| key | type | meaning |", "|---|---|---|"]
+        out += [f"| `{key}` | {kind} | {desc.replace('|', '/')} |" for key, kind, desc in _fields(model, f"{section}.")]
+        out.append("")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    print(markdown(), end="")

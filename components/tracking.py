@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from components.params import Params
+from components.params import Params, TrackingParams
 
 OFFLINE_ENV = {
     "HF_HUB_OFFLINE": "1",
@@ -23,6 +23,11 @@ OFFLINE_ENV = {
     "DO_NOT_TRACK": "true",
     "DVC_NO_ANALYTICS": "1",
 }
+
+
+def tracking_uri(tp: TrackingParams) -> str:
+    """Where runs and models go: ``MLFLOW_TRACKING_URI`` (set by a cluster or a test) wins over params."""
+    return os.environ.get("MLFLOW_TRACKING_URI", tp.uri)
 
 
 def go_offline() -> None:
@@ -62,19 +67,13 @@ class StageRun:
             step = int(row["step"])
             mlflow.log_metrics({f"{prefix}/{k}": float(v) for k, v in row.items() if k != "step" and v == v}, step=step)
 
-    def set_tags(self, tags: dict[str, str]) -> None:
-        if self.active:
-            import mlflow
-
-            mlflow.set_tags(tags)
 
 
 @contextmanager
-def stage_run(stage: str, params: Params, seed: int | None = None) -> Iterator[StageRun]:
-    """An MLflow run named ``{stage}__{seed}__{time}`` (CleanRL style) with the stage's params."""
+def stage_run(stage: str, params: Params, sections: Sequence[str], seed: int | None = None) -> Iterator[StageRun]:
+    """An MLflow run named ``{stage}__{seed}__{time}`` (CleanRL style) logging the sections the stage reads."""
     go_offline()
     cfg = params.tracking
-    uri = os.environ.get("MLFLOW_TRACKING_URI", cfg.uri)
     if not cfg.enabled or not is_main_process():
         yield StageRun(active=False)
         return
@@ -83,21 +82,14 @@ def stage_run(stage: str, params: Params, seed: int | None = None) -> Iterator[S
     import mlflow
 
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    mlflow.set_tracking_uri(uri)
+    mlflow.set_tracking_uri(tracking_uri(cfg))
     mlflow.set_experiment(cfg.experiment)
     name = f"{stage}__{seed if seed is not None else 'na'}__{int(time.time())}"
     with mlflow.start_run(run_name=name):
-        mlflow.set_tags({"encore.stage": stage, "encore.params_hash": params.section_hash(*_sections(stage, params))})
-        section = _sections(stage, params)
-        flat = _flatten({s: params.model_dump(mode="json", by_alias=True)[s] for s in section})
+        mlflow.set_tags({"encore.stage": stage, "encore.params_hash": params.section_hash(*sections)})
+        flat = _flatten(params.sections_dump(*sections))
         mlflow.log_params({k[:250]: str(v)[:500] for k, v in flat.items()})
         yield StageRun(active=True)
-
-
-def _sections(stage: str, params: Params) -> list[str]:
-    """The params sections a stage reads: its own (``reward_model`` for ``reward_model_click``) + source."""
-    names = params.model_dump(by_alias=True)
-    return [s for s in names if stage == s or stage.startswith(f"{s}_")] + ["source"]
 
 
 def is_main_process() -> bool:

@@ -1,6 +1,6 @@
 """Feast repository definitions for `feast apply` from this folder.
 
-The objects come from ``components.features.definitions`` (the same code the `features`
+The objects come from ``components.featurestore.definitions`` (the same code the `features`
 stage applies); sources are read from ``$ENCORE_FEATURE_SOURCES`` or, by default, the DVC
 workspace's ``data/features/sources``.
 
@@ -10,7 +10,7 @@ workspace's ``data/features/sources``.
 import os
 from pathlib import Path
 
-from components.features.definitions import feast_objects
+from components.featurestore.definitions import feast_objects
 from components.params import load_params
 
 _ROOT = Path(__file__).resolve().parents[1]

@@ -1,7 +1,9 @@
-"""What runs *inside* a KFP component: validate params, call the stage, report metrics.
+"""What runs *inside* a KFP component: validate the sections it got, call the stage, report metrics.
 
 Each op in :mod:`pipelines.ops` is one import and one call into this module, so the
-component bodies stay a few lines and every behaviour lives in ``components/``.
+component bodies stay a few lines and every behaviour lives in ``components/``. A task
+receives only the params sections its stage declares; they are validated here exactly as
+``params.yaml`` is (unknown keys, types), and reading any other section fails loudly.
 """
 
 from __future__ import annotations
@@ -13,13 +15,14 @@ from components.params import Params, params_from_dict
 from components.stage import execute
 
 
-def _params(params: dict) -> Params:
-    """Validate the pipeline's params dict.
+def _params(sections: dict, stage_sections: tuple[str, ...], stage: str) -> Params:
+    """Validate the sections a task received.
 
     KFP carries dict parameters as protobuf Structs, where every number is a double, so
     integral floats are turned back into ints first (a float field accepts an int).
     """
-    return params_from_dict(_ints_restored(params), where="pipeline parameter 'params'")
+    return params_from_dict(_ints_restored(sections), where=f"pipeline parameters of task '{stage}'",
+                            only=stage_sections, stage=stage)
 
 
 def _ints_restored(value: Any) -> Any:
@@ -39,125 +42,137 @@ def _report(metrics_artifact: Any, metrics: dict[str, Any]) -> None:
             metrics_artifact.log_metric(key, float(value))
 
 
-def raw_logs(params: dict, raw_dir: str, world_dir: str, metrics_artifact: Any) -> None:
+def raw_logs(sections: dict, raw_dir: str, world_dir: str, metrics_artifact: Any) -> None:
     """The first slot: simulate the world or ingest real logs, per ``source.kind``."""
-    p = _params(params)
-    if p.source.kind == "world":
-        from components.simulate.core import run as simulate
+    from components.raw_logs import SECTIONS
+    from components.raw_logs.core import run, stage_name
 
-        m = execute("simulate", p, lambda q: simulate(q, Path(raw_dir), Path(world_dir)), seed_of=lambda q: q.simulate.seed)
-    else:
-        from components.ingest.core import run as ingest
-
-        m = execute("ingest", p, lambda q: ingest(q, Path(q.source.logs_dir), Path(raw_dir), Path(world_dir)))
+    p = _params(sections, SECTIONS, "simulate")
+    seed_of = (lambda q: q.simulate.seed) if p.source.kind == "world" else None
+    m = execute(stage_name(p), SECTIONS, p, lambda q: run(q, Path(raw_dir), Path(world_dir), progress=False),
+                seed_of=seed_of)
     _report(metrics_artifact, m)
 
 
-def validate(params: dict, raw_dir: str, report_path: str, metrics_artifact: Any) -> None:
+def validate(sections: dict, raw_dir: str, report_path: str, metrics_artifact: Any) -> None:
     """Great Expectations over the raw logs; the HTML report becomes the task's HTML artifact."""
+    from components.validate import SECTIONS
     from components.validate.core import run
 
-    p = _params(params)
-    m = execute("validate", p, lambda q: run(q, Path(raw_dir), Path(report_path), None))
+    m = execute("validate", SECTIONS, _params(sections, SECTIONS, "validate"),
+                lambda q: run(q, Path(raw_dir), Path(report_path), None))
     _report(metrics_artifact, m)
 
 
-def features(params: dict, raw_dir: str, out_dir: str, metrics_artifact: Any) -> None:
+def features(sections: dict, raw_dir: str, out_dir: str, metrics_artifact: Any) -> None:
     """Feature sources, Feast apply + materialise, and the point-in-time training frame."""
+    from components.features import SECTIONS
     from components.features.core import run
 
-    m = execute("features", _params(params), lambda q: run(q, Path(raw_dir), Path(out_dir)))
+    m = execute("features", SECTIONS, _params(sections, SECTIONS, "features"), lambda q: run(q, Path(raw_dir), Path(out_dir)))
     _report(metrics_artifact, m)
 
 
-def label(params: dict, raw_dir: str, out_dir: str, metrics_artifact: Any) -> None:
+def label(sections: dict, raw_dir: str, out_dir: str, metrics_artifact: Any) -> None:
     """Mid-term reward labels per impression."""
+    from components.label import SECTIONS
     from components.label.core import run
 
-    m = execute("label", _params(params), lambda q: run(q, Path(raw_dir), Path(out_dir)))
+    m = execute("label", SECTIONS, _params(sections, SECTIONS, "label"), lambda q: run(q, Path(raw_dir), Path(out_dir)))
     _report(metrics_artifact, m)
 
 
-def _params_file(params: dict, folder: Path) -> Path:
-    """The pipeline's params dict as a params.yaml for a CLI launched in a subprocess."""
+def _params_file(sections: dict, folder: Path) -> Path:
+    """The task's sections as a params file for a CLI launched in a subprocess."""
     import yaml
 
     path = folder / "params.yaml"
-    path.write_text(yaml.safe_dump(_ints_restored(params), sort_keys=False))
+    path.write_text(yaml.safe_dump(_ints_restored(sections), sort_keys=False))
     return path
 
 
-def _launched(module: str, params: dict, args: list[str], metrics_artifact: Any) -> None:
+def _launched(module: str, sections: dict, stage_sections: tuple[str, ...], args: list[str], metrics_artifact: Any) -> None:
     """Run a training CLI through ``accelerate launch`` (CPU here, every GPU of the node on the
-    cluster) with the run's params as a file, then report its metrics."""
+    cluster) with the task's sections as a params file, then report its metrics."""
     import json
     import tempfile
 
     from components.launch import launch
 
-    _params(params)  # fail fast, in this process, on bad params
+    _params(sections, stage_sections, module.rsplit(".", 1)[-1])  # fail fast, in this process, on bad params
     with tempfile.TemporaryDirectory() as tmp:
         metrics_file = Path(tmp) / "metrics.json"
-        launch(module, ["--params", str(_params_file(params, Path(tmp))), *args, "--metrics", str(metrics_file), "--no-progress"])
+        launch(module, ["--params", str(_params_file(sections, Path(tmp))), *args, "--metrics", str(metrics_file),
+                        "--no-progress"])
         _report(metrics_artifact, json.loads(metrics_file.read_text()))
 
 
-def reward_model(params: dict, variant: str, raw_dir: str, features_dir: str, labels_dir: str,
+def reward_model(sections: dict, variant: str, raw_dir: str, features_dir: str, labels_dir: str,
                  model_dir: str, metrics_artifact: Any) -> None:
     """Train a reward model (mid-term or click)."""
-    _launched("components.reward_model", params, [
+    from components.reward_model import SECTIONS
+
+    _launched("components.reward_model", sections, SECTIONS, [
         "--variant", variant, "--raw-dir", raw_dir, "--features-dir", features_dir,
         "--labels-dir", labels_dir, "--out-dir", model_dir,
     ], metrics_artifact)
 
 
-def sft_policy(params: dict, raw_dir: str, features_dir: str, model_dir: str, metrics_artifact: Any) -> None:
+def sft_policy(sections: dict, raw_dir: str, features_dir: str, model_dir: str, metrics_artifact: Any) -> None:
     """Train the generative policy by imitation."""
-    _launched("components.sft_policy", params, [
+    from components.sft_policy import SECTIONS
+
+    _launched("components.sft_policy", sections, SECTIONS, [
         "--raw-dir", raw_dir, "--features-dir", features_dir, "--out-dir", model_dir,
     ], metrics_artifact)
 
 
-def rlhf_policy(params: dict, variant: str, raw_dir: str, features_dir: str, sft_dir: str, reward_dir: str,
+def rlhf_policy(sections: dict, variant: str, raw_dir: str, features_dir: str, sft_dir: str, reward_dir: str,
                 world_dir: str, model_dir: str, metrics_artifact: Any) -> None:
     """GRPO fine-tuning. Checkpoints go to the pod's scratch space: a retried task starts over
     (mount a volume at ENCORE_CHECKPOINT_DIR to resume across retries)."""
     import os
     import tempfile
 
+    from components.rlhf_policy import SECTIONS
+
     checkpoints = os.environ.get("ENCORE_CHECKPOINT_DIR") or tempfile.mkdtemp(prefix="rl-checkpoints-")
-    _launched("components.rlhf_policy", params, [
+    _launched("components.rlhf_policy", sections, SECTIONS, [
         "--variant", variant, "--raw-dir", raw_dir, "--features-dir", features_dir, "--sft-dir", sft_dir,
         "--reward-dir", reward_dir, "--world-dir", world_dir, "--out-dir", model_dir,
         "--checkpoint-dir", str(Path(checkpoints) / variant),
     ], metrics_artifact)
 
 
-def evaluate(params: dict, raw_dir: str, features_dir: str, labels_dir: str, world_dir: str, reward_dir: str,
+def evaluate(sections: dict, raw_dir: str, features_dir: str, labels_dir: str, world_dir: str, reward_dir: str,
              sft_dir: str, policy_dir: str, click_policy_dir: str, evaluation_dir: str, report_html: str,
-             summary_md: str, metrics_artifact: Any) -> str:
+             summary_md: str, metrics_artifact: Any) -> bool:
     """Evaluate the candidates; the HTML report and Markdown summary become the task's artifacts.
-    Returns the gate ('promote' or 'hold') for the pipeline's dsl.If."""
-    import json
+    Returns the gate's decision (promote?) for the register task."""
     import shutil
 
+    from components.evaluate import SECTIONS
     from components.evaluate.core import run
+    from components.registry.gate import read_decision
 
     policies = {"sft": Path(sft_dir), "rlhf_click": Path(click_policy_dir), "rlhf_midterm": Path(policy_dir)}
-    m = execute("evaluate", _params(params), lambda q: run(q, Path(raw_dir), Path(features_dir), Path(labels_dir),
-                Path(world_dir), Path(reward_dir), policies, Path(evaluation_dir), progress=False))
+    m = execute("evaluate", SECTIONS, _params(sections, SECTIONS, "evaluate"),
+                lambda q: run(q, Path(raw_dir), Path(features_dir), Path(labels_dir), Path(world_dir), Path(reward_dir),
+                              policies, Path(evaluation_dir), progress=False))
     shutil.copy(Path(evaluation_dir) / "evaluation.html", report_html)
     shutil.copy(Path(evaluation_dir) / "summary.md", summary_md)
     _report(metrics_artifact, m)
-    return json.loads((Path(evaluation_dir) / "gate.json").read_text())["gate"]
+    return bool(read_decision(Path(evaluation_dir))["promote"])
 
 
-def register(params: dict, policy_dir: str, reward_dir: str, evaluation_dir: str, metrics_artifact: Any,
-             pipeline_run_id: str = "") -> None:
+def register(sections: dict, promote: bool, policy_dir: str, reward_dir: str, evaluation_dir: str,
+             metrics_artifact: Any, pipeline_run_id: str = "") -> None:
     """Register in MLflow; the champion alias moves only if the gate said promote."""
     from components.paths import project_root
+    from components.register import SECTIONS
     from components.register.core import run
 
-    record = execute("register", _params(params), lambda q: run(q, Path(policy_dir), Path(reward_dir), Path(evaluation_dir),
-                                                                project_root(), pipeline_run_id or None))
+    record = execute("register", SECTIONS, _params(sections, SECTIONS, "register"),
+                     lambda q: run(q, Path(policy_dir), Path(reward_dir), Path(evaluation_dir), project_root(),
+                                   pipeline_run_id or None, promote=promote))
     _report(metrics_artifact, {k: float(v) for k, v in record.items() if isinstance(v, (bool, int, float))})

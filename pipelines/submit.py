@@ -124,18 +124,19 @@ def in_cluster_tracking_uri(namespace: str) -> str:
 
 
 def run_arguments(path: Path, tracking_uri: str | None = None) -> dict[str, Any]:
-    """The pipeline's only parameter: params.yaml as JSON-compatible data (dates as ISO
-    strings), the same conversion pipelines.training uses for the compiled default.
+    """The pipeline's parameters: one per runtime section of the params file, as JSON-compatible
+    data (dates as ISO strings). The compiled spec has no defaults, so every run says exactly
+    which parameters it ran with.
 
     ``tracking_uri`` replaces ``tracking.uri``: params.yaml's default is a local SQLite file,
     which inside a task pod would vanish with the pod; in the cluster, runs log to MLflow."""
+    from components.params import RUNTIME_SECTIONS, params_from_dict
+
     raw = json.loads(json.dumps(yaml.safe_load(path.read_text()), default=str))
     if tracking_uri:
         raw["tracking"]["uri"] = tracking_uri
-    from components.params import params_from_dict
-
     params_from_dict(raw, where=f"{path} (as submitted)")  # fail here, not in the first task
-    return {"params": raw}
+    return {section: raw[section] for section in RUNTIME_SECTIONS}
 
 
 def schedule_from_manifests(path: Path) -> tuple[Schedule, dict[str, str]]:
@@ -211,14 +212,12 @@ def make_plan(
 
 def describe(plan: Plan) -> str:
     """The dry-run report: every name and value the real submission would use."""
-    p = plan.arguments["params"]
+    p = plan.arguments
     if plan.spec == "committed":
         spec = f"{COMMITTED_SPEC.relative_to(REPO)} (committed)"
     else:
         spec = "compiled now from pipelines.training"
-    summary = ", ".join(
-        f"{key}: {len(value) if isinstance(value, dict) else value}" for key, value in p.items()
-    )
+    summary = f"{len(p)} sections: {', '.join(p)}"
     if plan.schedule is None:
         schedule = "none: one run now"
         last = f"start run {plan.run_name!r}"
@@ -239,7 +238,7 @@ def describe(plan: Plan) -> str:
         f"version:         {plan.version_name}",
         f"run:             {plan.run_name}",
         f"service account: {plan.service_account}",
-        f"parameters:      params <- {plan.params_file} (hash {plan.params_hash}; sections {summary})",
+        f"parameters:      one per section <- {plan.params_file} (hash {plan.params_hash}; {summary})",
         f"                 source.kind={p['source']['kind']}, tracking.uri={p['tracking']['uri']}",
         f"schedule:        {schedule}",
         "steps:",

@@ -1,62 +1,59 @@
 """The Encore training DAG (KFP v2). Task names match the ``dvc.yaml`` stage names.
 
-``params`` is the whole ``params.yaml`` as a dict (its compiled default is the repo's
-``params.yaml``); every task validates it into typed objects and reads its own section.
+The pipeline takes one dict parameter per runtime section of ``params.yaml`` and no
+defaults: the compiled spec does not embed the parameters (only the compile-time
+``cluster`` section: images and GPU placement), and ``pipelines.submit`` passes the
+sections of the params file it is given. Each task gets the sections its stage declares
+(``components/<stage>/__init__.py: SECTIONS``), so an edit to ``rlhf_policy`` changes the
+inputs of the RL tasks and of what runs after them, and leaves every upstream task cached.
 """
 
-
-import json
-from pathlib import Path
-
-import yaml
 from kfp import dsl
 
 from pipelines import ops
 from pipelines.images import load_cluster
 from pipelines.scheduling import on_cpu, on_gpu, with_cluster_feast
 
-PARAMS_FILE = Path(__file__).resolve().parents[1] / "params.yaml"
-
-
-def default_params(path: Path = PARAMS_FILE) -> dict:
-    """params.yaml as JSON-compatible data (dates become ISO strings)."""
-    return json.loads(json.dumps(yaml.safe_load(path.read_text()), default=str))
-
 
 @dsl.pipeline(
     name="encore-training",
     description="Encore: simulate/ingest -> validate -> features, labels -> reward models (mid-term, click), SFT -> "
-                "RLHF (mid-term, click) -> evaluate -> register (champion only if the gate passes).",
+                "RLHF (mid-term, click) -> evaluate (gate: promote?) -> register (champion only if promote).",
 )
-def training(params: dict = default_params()):
-    sim = on_cpu(ops.simulate(params=params).set_display_name("simulate"))
-    val = on_cpu(ops.validate(params=params, raw_logs=sim.outputs["raw_logs"]).set_display_name("validate"))
-    feats = with_cluster_feast(on_cpu(ops.features(params=params, raw_logs=sim.outputs["raw_logs"]).set_display_name("features")))
-    feats.after(val)
-    feats.set_caching_options(False)  # materialisation writes the online store: never skip it
-    lab = on_cpu(ops.label(params=params, raw_logs=sim.outputs["raw_logs"]).set_display_name("label")).after(val)
+def training(source: dict, tracking: dict, simulate: dict, ab: dict, validate: dict, features: dict, label: dict,
+             reward_model: dict, sft_policy: dict, rlhf_policy: dict, evaluate: dict, register: dict):
     gpu = load_cluster().gpu
-    raw, features = sim.outputs["raw_logs"], feats.outputs["features"]
-    sft = on_gpu(ops.sft_policy(params=params, raw_logs=raw, features=features).set_display_name("sft_policy"), gpu)
+    sim = on_cpu(ops.simulate(tracking=tracking, source=source, simulate=simulate).set_display_name("simulate"))
+    raw, world = sim.outputs["raw_logs"], sim.outputs["world"]
+    val = on_cpu(ops.validate(tracking=tracking, validate=validate, raw_logs=raw).set_display_name("validate"))
+    feats = ops.features(tracking=tracking, features=features, raw_logs=raw).set_display_name("features").after(val)
+    with_cluster_feast(on_cpu(feats)).set_caching_options(False)  # materialisation writes the online store: never skip it
+    store = feats.outputs["feature_store"]
+    lab = on_cpu(ops.label(tracking=tracking, label=label, raw_logs=raw).set_display_name("label")).after(val)
+    sft = on_gpu(ops.sft_policy(tracking=tracking, sft_policy=sft_policy, raw_logs=raw, feature_store=store)
+                 .set_display_name("sft_policy"), gpu)
     rms, rls = {}, {}
     for variant, suffix in (("midterm", ""), ("click", "_click")):
         rms[variant] = on_gpu(ops.reward_model(
-            params=params, variant=variant, raw_logs=raw, features=features, labels=lab.outputs["labels"],
+            tracking=tracking, reward_model=reward_model, features=features, variant=variant, raw_logs=raw,
+            feature_store=store, labels=lab.outputs["labels"],
         ).set_display_name(f"reward_model{suffix}"), gpu)
         rls[variant] = on_gpu(ops.rlhf_policy(
-            params=params, variant=variant, raw_logs=raw, features=features, sft=sft.outputs["model"],
-            reward=rms[variant].outputs["model"], world=sim.outputs["world"],
+            tracking=tracking, rlhf_policy=rlhf_policy, features=features, variant=variant, raw_logs=raw,
+            feature_store=store, sft=sft.outputs["model"], reward=rms[variant].outputs["model"], world=world,
         ).set_display_name(f"rlhf_policy{suffix}"), gpu)
     ev = on_gpu(ops.evaluate(
-        params=params, raw_logs=raw, features=features, labels=lab.outputs["labels"], world=sim.outputs["world"],
-        reward=rms["midterm"].outputs["model"], sft=sft.outputs["model"], policy=rls["midterm"].outputs["model"],
-        click_policy=rls["click"].outputs["model"],
+        tracking=tracking, evaluate=evaluate, ab=ab, register=register, features=features, label=label,
+        reward_model=reward_model, sft_policy=sft_policy, raw_logs=raw, feature_store=store,
+        labels=lab.outputs["labels"], world=world, reward=rms["midterm"].outputs["model"], sft=sft.outputs["model"],
+        policy=rls["midterm"].outputs["model"], click_policy=rls["click"].outputs["model"],
     ).set_display_name("evaluate"), gpu)
     ev.set_caching_options(False)  # the gate reads the registry's current champion
-    registered = {"params": params, "policy": rls["midterm"].outputs["model"], "reward": rms["midterm"].outputs["model"],
-                  "evaluation": ev.outputs["evaluation"], "pipeline_run_id": dsl.PIPELINE_JOB_ID_PLACEHOLDER}
-    with dsl.If(ev.outputs["Output"] == "promote", name="gate-passed"):
-        on_cpu(ops.register(**registered).set_display_name("register")).set_caching_options(False)
-    with dsl.Else(name="gate-held"):
-        # the challenger is still registered (alias 'challenger'); the champion stays where it is
-        on_cpu(ops.register(**registered).set_display_name("register_hold")).set_caching_options(False)
+    reg = ops.register(
+        source=source, tracking=tracking, simulate=simulate, ab=ab, validate=validate, features=features, label=label,
+        reward_model=reward_model, sft_policy=sft_policy, rlhf_policy=rlhf_policy, evaluate=evaluate,
+        register=register, promote=ev.outputs["promote"], policy=rls["midterm"].outputs["model"],
+        reward=rms["midterm"].outputs["model"], evaluation=ev.outputs["evaluation"],
+        pipeline_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+    ).set_display_name("register")
+    on_cpu(reg).set_caching_options(False)  # registration is an external write, every run

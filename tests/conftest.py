@@ -42,7 +42,7 @@ def params() -> Params:
 @pytest.fixture(scope="session")
 def tiny_logs(tmp_path_factory, params) -> tuple[Path, Path]:
     """(raw_dir, world_dir) of a tiny simulated world, shared read-only by the session."""
-    from components.simulate.core import run
+    from components.raw_logs.simulate import simulate as run
 
     root = tmp_path_factory.mktemp("tiny_world")
     raw, world = root / "raw", root / "world"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import polars as pl
 
-from components.features.definitions import SOURCE_FILES
-from components.features.store import online
+from components.featurestore.definitions import SOURCE_FILES
+from components.featurestore.store import online
 
 
 def latest_per_entity(frame: pl.DataFrame, keys: list[str]) -> pl.DataFrame:

@@ -7,7 +7,8 @@ from pathlib import Path
 import typer
 
 from components.cli import app as make_app
-from components.cli import params_option, user_errors
+from components.cli import overrides, params_epilog, params_option, set_option, user_errors
+from components.evaluate import SECTIONS
 
 HELP = (
     "Evaluate every candidate policy: off-policy estimates (IIPS, RIPS, self-normalised, "
@@ -20,9 +21,10 @@ HELP = (
 app = make_app(HELP)
 
 
-@app.command(help=HELP)
+@app.command(help=HELP, epilog=params_epilog(SECTIONS))
 def main(
     params: Path = params_option(),
+    set_: list[str] = set_option(),
     raw_dir: Path = typer.Option(Path("data/raw"), "--raw-dir", help="raw logs"),
     features_dir: Path = typer.Option(Path("data/features"), "--features-dir", help="features stage output"),
     labels_dir: Path = typer.Option(Path("data/labels"), "--labels-dir", help="label stage output"),
@@ -46,8 +48,8 @@ def main(
             for name in ("evaluation.html", "summary.md", "gate.json"):
                 stage_run.log_artifact(report_dir / name)
 
-        execute("evaluate", params, lambda p: run(p, raw_dir, features_dir, labels_dir, world_dir, reward_dir, policies, report_dir, progress),
-                metrics_path, seed_of=lambda p: p.evaluate.seed, log_outputs=log_outputs)
+        execute("evaluate", SECTIONS, params, lambda p: run(p, raw_dir, features_dir, labels_dir, world_dir, reward_dir, policies, report_dir, progress),
+                metrics_path, seed_of=lambda p: p.evaluate.seed, log_outputs=log_outputs, overrides=overrides(set_))
         print(f"report: {report_dir / 'evaluation.html'} (summary: {report_dir / 'summary.md'})")
 
 

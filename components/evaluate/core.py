@@ -27,11 +27,14 @@ from components import contract
 from components.evaluate import ope
 from components.evaluate.logged import held_out_slates, policy_numbers
 from components.evaluate.ranking import ranking_metrics
-from components.features.lookup import FeatureLookup
+from components.featurestore.lookup import FeatureLookup
 from components.io import atomic_dir
 from components.params import Params
-from components.register.core import GATE_FILE
-from components.reward_model import RewardModel
+from components.policy.model import CURVE_CSV
+from components.registry import client as registry
+from components.registry.gate import Decision, decide, write_decision
+from components.reward.model import RewardModel
+from components.tracking import tracking_uri
 
 POLICIES = ("sft", "rlhf_click", "rlhf_midterm")  # candidate names, in the order reports show them
 
@@ -71,7 +74,7 @@ def run(params: Params, raw_dir: Path, features_dir: Path, labels_dir: Path, wor
     if has_truth(world_dir):
         truth = _simulated_truth(params, world_dir, labels_dir, policy_dirs, lookup, progress)
 
-    curves = {name: pl.read_csv(Path(path) / "curve.csv") for name, path in policy_dirs.items() if name.startswith("rlhf")}
+    curves = {name: pl.read_csv(Path(path) / CURVE_CSV) for name, path in policy_dirs.items() if name.startswith("rlhf")}
     decision = _gate(params, logged, r, mu, q, numbers, skip_rate, ranking, curves, reward)
     tables = {
         "ope": {name: [e.as_dict() for e in es] for name, es in estimates.items()},
@@ -89,21 +92,16 @@ def run(params: Params, raw_dir: Path, features_dir: Path, labels_dir: Path, wor
         (tmp / "evaluation.json").write_text(json.dumps(tables, indent=2, default=float))
         (tmp / "summary.md").write_text(render_markdown(tables))
         (tmp / "evaluation.html").write_text(render_html(tables, curves))
-        (tmp / GATE_FILE).write_text(json.dumps(decision.as_dict(), indent=2, default=float))
+        write_decision(tmp, decision)
     return _flat_metrics(tables, policy_dirs)
 
 
 def _gate(params: Params, logged, r, mu, q, numbers: dict, skip_rate: dict, ranking: dict,
-          curves: dict, reward: RewardModel):
+          curves: dict, reward: RewardModel) -> Decision:
     """Challenger (mid-term RL) vs the registry's champion — or, for the first model, the logging policy."""
-    import os
-
-    from components.register import registry
-    from components.register.gate import decide
-
     ep, ab, rp = params.evaluate, params.ab, params.register_
     challenger = numbers["rlhf_midterm"]
-    registry.client(os.environ.get("MLFLOW_TRACKING_URI", params.tracking.uri))
+    registry.connect(tracking_uri(params.tracking))
     champion_dir = registry.downloaded_policy(rp.policy_model, "champion")
     if champion_dir is not None:
         champ = policy_numbers(logged, champion_dir, reward, ab.lm_temperature, ab.lm_decoding == "sample", ep.seed)
@@ -117,10 +115,10 @@ def _gate(params: Params, logged, r, mu, q, numbers: dict, skip_rate: dict, rank
 
 
 def _held_out_sequences(params: Params, raw_dir: Path, features_dir: Path) -> dict:
-    from components.sft_policy.core import load_sequences, split
+    from components.policy.sequences import load_sequences, split
 
-    seqs, _, _ = load_sequences(params, raw_dir, features_dir)
-    train, test, _ = split(seqs, params)
+    seqs, _, _ = load_sequences(params.sft_policy, raw_dir, features_dir)
+    train, test, _ = split(seqs, params.sft_policy)
     n = min(len(test), params.evaluate.ranking_sequences)
     return {"sequences": test.take(np.arange(n)), "train_plays": train.completion.ravel()}
 
@@ -142,15 +140,15 @@ def _simulated_truth(params: Params, world_dir: Path, labels_dir: Path, policy_d
                      lookup: FeatureLookup, progress: bool) -> dict:
     """The A/B test against ground truth, and each policy's true per-slot value from its own logs."""
     from components.evaluate.simulated_ab import TABLE_METRICS, simulated_ab, world_policies
-    from components.label.core import label_with
-    from components.sft_policy.core import load
-    from components.sft_policy.policy import GenerativePolicy
+    from components.policy.generative import GenerativePolicy
+    from components.policy.model import load as load_policy
+    from components.reward.labels import label_with
 
     ab = params.ab
     arms = world_policies(world_dir)
     policies = {"logging": arms["logging"]}
     for i, (name, path) in enumerate(policy_dirs.items()):
-        model, _, vocab = load(path)
+        model, _, vocab = load_policy(path)
         policies[name] = GenerativePolicy(model, vocab, lookup, policy_id=100 + i, seed=params.evaluate.seed,
                                           sample=ab.lm_decoding == "sample", temperature=ab.lm_temperature)
     policies |= {"click_oracle": arms["click_oracle"], "long_term_oracle": arms["long_term_oracle"]}

@@ -14,12 +14,15 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from components.features.core import TRAIN_FRAME
-from components.label.core import LABELS_FILE
+from components.featurestore.definitions import TRAIN_FRAME
+from components.featurestore.store import add_request_features
 from components.params import Params
-from components.reward_model import RewardModel
+from components.policy.decoding import generate_slates, slot_probabilities
+from components.policy.model import load as load_policy
+from components.reward.examples import held_out_users, split_day
+from components.reward.labels import LABELS_FILE
+from components.reward.model import RewardModel
 from components.sequences import right_aligned
-from components.sft_policy.generate import generate_slates, slot_probabilities
 
 
 @dataclass(frozen=True)
@@ -48,10 +51,7 @@ def held_out_slates(params: Params, features_dir: Path, labels_dir: Path, k: int
     labels = pl.read_parquet(Path(labels_dir) / LABELS_FILE, columns=["event_id", "reward", "day", "streamed", "skipped", "saved"])
     df = frame.join(labels, on="event_id")
     labelled = df.filter(pl.col("reward").is_not_null())
-    days = labelled["day"]
-    split_day = int(days.min() + rp.split_day_fraction * (days.max() - days.min()))
-    held = ((pl.col("user_id") * 2_654_435_761 + rp.seed) % 10_000) < int(rp.test_user_fraction * 10_000)
-    df = df.filter(held & (pl.col("day") >= split_day))
+    df = df.filter(held_out_users(rp) & (pl.col("day") >= split_day(labelled["day"], rp)))
     complete = df.group_by("session_id").agg(n=pl.len(), observed=pl.col("reward").is_not_null().sum(), p=pl.col("propensity").min())
     ok = complete.filter((pl.col("n") == k) & (pl.col("observed") == k) & (pl.col("p") > 0))["session_id"]
     if len(ok) > max_slates:
@@ -65,9 +65,7 @@ def policy_numbers(logged: LoggedSlates, policy_dir: Path, reward: RewardModel, 
     """``pi`` (n, k): the policy's probability of each logged track given the logged prefix;
     ``q_pi`` (n, k): the reward model's value of what the policy itself would put in each slot;
     ``slates``: the slates it generates for these contexts."""
-    from components.sft_policy.core import load
-
-    model, _, vocab = load(policy_dir)
+    model, _, vocab = load_policy(policy_dir)
     contexts = logged.firsts()
     prompts = vocab.prompts(contexts.select(vocab.features), right_aligned(contexts["recent_tracks"], vocab.history_length))
     logged_slates = logged.slates()
@@ -89,6 +87,4 @@ def _with_candidate_features(rows: pl.DataFrame, logged: LoggedSlates, reward: R
     rows = rows.drop(drop)
     rows = rows.join(lookup.views["track_stats"], on="track_id", how="left")
     rows = rows.join(lookup.views["user_artist"], on=["user_id", "artist_id"], how="left")
-    from components.features.store import add_request_features
-
     return add_request_features(rows, "ts")

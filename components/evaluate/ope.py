@@ -57,13 +57,24 @@ def _per_slate(kind: str, r: np.ndarray, w: np.ndarray, q: np.ndarray | None, q_
     return w * r
 
 
+def _resample_counts(n: int, n_bootstrap: int, seed: int) -> np.ndarray:
+    """(n_bootstrap, n) how often each slate appears in each bootstrap resample (seeded)."""
+    if not n:
+        return np.zeros((n_bootstrap, 0))
+    return np.random.default_rng(seed).multinomial(n, np.full(n, 1.0 / n), size=n_bootstrap)
+
+
+def _interval(boot: np.ndarray, confidence: float) -> tuple[float, float]:
+    """Percentile interval of bootstrap replicates."""
+    alpha = (1.0 - confidence) / 2
+    return float(np.quantile(boot, alpha)), float(np.quantile(boot, 1 - alpha))
+
+
 def estimate(r: np.ndarray, pi: np.ndarray, mu: np.ndarray, q: np.ndarray | None = None, q_pi: np.ndarray | None = None,
              max_weight: float = 100.0, n_bootstrap: int = 200, seed: int = 0, confidence: float = 0.95) -> list[Estimate]:
     """Every estimator on (n slates, k slots) arrays; estimators needing ``q`` are skipped without it."""
-    rng = np.random.default_rng(seed)
     n = len(r)
-    counts = rng.multinomial(n, np.full(n, 1.0 / n), size=n_bootstrap) if n else np.zeros((n_bootstrap, 0))
-    alpha = (1.0 - confidence) / 2
+    counts = _resample_counts(n, n_bootstrap, seed)
     out = []
     for name in ESTIMATORS:
         if name == "dr" and (q is None or q_pi is None):
@@ -81,9 +92,9 @@ def estimate(r: np.ndarray, pi: np.ndarray, mu: np.ndarray, q: np.ndarray | None
             point = float(per_slate.mean())
             boot = (counts @ per_slate) / n
         flat = w.ravel()
+        low, high = _interval(boot, confidence)
         out.append(Estimate(
-            estimator=name, value=point,
-            low=float(np.quantile(boot, alpha)), high=float(np.quantile(boot, 1 - alpha)),
+            estimator=name, value=point, low=low, high=high,
             ess=float(flat.sum() ** 2 / max((flat**2).sum(), 1e-12)),
             max_weight=float(raw.max(initial=0.0)), clipped_share=float((raw > max_weight).mean()) if raw.size else 0.0,
             clip=max_weight,
@@ -97,12 +108,8 @@ def paired_lift(r, pi_a, pi_b, mu, q, qpi_a, qpi_b, max_weight: float, n_bootstr
     wa = np.minimum(slot_weights(pi_a, mu, "iips"), max_weight)
     wb = np.minimum(slot_weights(pi_b, mu, "iips"), max_weight)
     diff = ((qpi_b + wb * (r - q)) - (qpi_a + wa * (r - q))).mean(axis=1)
-    rng = np.random.default_rng(seed)
-    n = len(diff)
-    counts = rng.multinomial(n, np.full(n, 1.0 / n), size=n_bootstrap)
-    boot = (counts @ diff) / n
-    alpha = (1.0 - confidence) / 2
-    return float(diff.mean()), float(np.quantile(boot, alpha)), float(np.quantile(boot, 1 - alpha))
+    boot = (_resample_counts(len(diff), n_bootstrap, seed) @ diff) / len(diff)
+    return (float(diff.mean()), *_interval(boot, confidence))
 
 
 def users_needed(lift: float, sd_per_user: float, power: float = 0.8, confidence: float = 0.95) -> float:

@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from components.sft_policy.data import Sequences
-from components.sft_policy.generate import generate_slates
-from components.sft_policy.metrics import popularity_slates, recall_ndcg
+from components.policy.decoding import generate_slates
+from components.policy.metrics import popularity_slates, recall_ndcg
+from components.policy.model import load as load_policy
+from components.policy.sequences import Sequences
 
 
 def slate_properties(slates: np.ndarray, genre_of: dict[int, int], artist_of: dict[int, int],
@@ -34,8 +35,6 @@ def slate_properties(slates: np.ndarray, genre_of: dict[int, int], artist_of: di
 def ranking_metrics(policies: dict[str, Path], held_out: Sequences, train_plays: np.ndarray, tracks: pl.DataFrame,
                     sample: bool, temperature: float, seed: int) -> dict[str, dict[str, float]]:
     """Per policy (and a popularity baseline): Recall@k, NDCG@k and the slate properties."""
-    from components.sft_policy.core import load
-
     genre_of = dict(zip(tracks["track_id"].to_list(), tracks["genre_id"].to_list()))
     artist_of = dict(zip(tracks["track_id"].to_list(), tracks["artist_id"].to_list()))
     ids, counts = np.unique(train_plays, return_counts=True)
@@ -44,7 +43,7 @@ def ranking_metrics(policies: dict[str, Path], held_out: Sequences, train_plays:
     k = held_out.completion.shape[1]
     candidates: dict[str, np.ndarray] = {"popularity": popularity_slates(train_plays, held_out.history, k)}
     for name, path in policies.items():
-        model, _, vocab = load(path)
+        model, _, vocab = load_policy(path)
         prompts = vocab.prompts(held_out.features.select(vocab.features), held_out.history)
         candidates[name] = generate_slates(model, vocab, prompts, sample=sample, seed=seed, temperature=temperature)
     for name, slates in candidates.items():

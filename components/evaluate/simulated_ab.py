@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import polars as pl
-
 from components.params import ABParams
 from components.world import ABResult, ClickGreedyOracle, LoggingPolicy, LongTermOracle, load_world, run_ab
 
@@ -30,16 +28,3 @@ def world_policies(world_dir: Path) -> dict:
 def simulated_ab(world_dir: Path, policies: dict, ab: ABParams, progress: bool = True, record: bool = False) -> ABResult:
     world, next_day = load_world(world_dir)
     return run_ab(world, policies, ab.horizon_days, ab.seed, next_day, ab.n_users, ab.confidence, progress, record)
-
-
-def ab_table(result: ABResult, baseline: str) -> pl.DataFrame:
-    """Per arm and metric: mean with CI, and the paired lift over ``baseline`` with its CI."""
-    summary = result.summary().filter(pl.col("metric").is_in(TABLE_METRICS))
-    lifts = []
-    for arm in result.outcomes:
-        for m in TABLE_METRICS:
-            if arm == baseline:
-                continue
-            lift = result.lift(baseline, arm, m)
-            lifts.append({"arm": arm, "metric": m, "lift": lift.estimate, "lift_low": lift.low, "lift_high": lift.high})
-    return summary.join(pl.DataFrame(lifts), on=["arm", "metric"], how="left")

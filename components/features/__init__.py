@@ -1,1 +1,3 @@
-"""Stage ``features``: point-in-time-correct features served by Feast (see core.py)."""
+"""Stage ``features``: feature sources, Feast apply + materialise, the point-in-time training frame."""
+
+SECTIONS = ("features",)  # the params sections this stage reads (+ tracking); dvc.yaml and Kubeflow follow it

@@ -11,39 +11,38 @@ Outputs under ``out_dir`` (written atomically):
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 from tqdm.auto import tqdm
 
-from components import contract
 from components.features import sources as S
-from components.features.definitions import SOURCE_FILES, feast_objects
-from components.features.store import add_request_features, apply, historical, materialize, open_store, repo_config, view_features
+from components.featurestore.definitions import SOURCE_FILES, SOURCES_DIR, TRAIN_FRAME, VIEW_KEYS, feast_objects
+from components.featurestore.store import (
+    add_request_features,
+    apply,
+    historical,
+    materialize,
+    open_store,
+    repo_config,
+    view_features,
+)
 from components.io import atomic_dir
+from components.logs import Logs, load_logs
 from components.params import Params
 
-TRAIN_FRAME = "train_frame.parquet"
 IMPRESSION_KEYS = ["event_id", "user_id", "track_id", "artist_id", "ts", "session_id", "position", "policy_id", "propensity"]
+LOG_COLUMNS = {
+    "impressions": IMPRESSION_KEYS + ["streamed", "skipped", "saved"],
+    "plays": ["user_id", "ts", "track_id", "artist_id", "ms_played", "source"],
+    "users": ["user_id", "signup_ts"],
+    "tracks": ["track_id", "artist_id", "genre_id", "duration_ms", "release_ts"],
+}
 
 
-def load_logs(raw_dir: Path) -> S.Logs:
-    """The four raw tables (only the columns features need) and the log window."""
-    manifest = contract.read_manifest(raw_dir)
-    start = datetime.fromisoformat(manifest["window_start"])
-    cols = {
-        "impressions": IMPRESSION_KEYS + ["streamed", "skipped", "saved"],
-        "plays": ["user_id", "ts", "track_id", "artist_id", "ms_played", "source"],
-        "users": ["user_id", "signup_ts"],
-        "tracks": ["track_id", "artist_id", "genre_id", "duration_ms", "release_ts"],
-    }
-    frames = {name: pl.from_arrow(contract.read(raw_dir, name, c)) for name, c in cols.items()}
-    return S.Logs(start=start, n_days=int(manifest["days"]), **frames)
-
-
-def build_sources(logs: S.Logs, params: Params) -> dict[str, pl.DataFrame]:
+def build_sources(logs: Logs, params: Params) -> dict[str, pl.DataFrame]:
     fp = params.features
     builders = {
         "user_activity": lambda: S.user_activity(logs, fp),
@@ -52,9 +51,6 @@ def build_sources(logs: S.Logs, params: Params) -> dict[str, pl.DataFrame]:
         "user_history": lambda: S.user_history(logs, fp),
     }
     return {name: build() for name, build in tqdm(builders.items(), desc="feature sources", unit="view")}
-
-
-VIEW_KEYS = {"user_activity": ["user_id"], "user_history": ["user_id"], "track_stats": ["track_id"], "user_artist": ["user_id", "artist_id"]}
 
 
 def training_frame(store: Any, imp: pl.DataFrame) -> pl.DataFrame:
@@ -76,24 +72,25 @@ def training_frame(store: Any, imp: pl.DataFrame) -> pl.DataFrame:
         frame = frame.join(values, on=[*keys, "_as_of"], how="left")
     return add_request_features(frame.drop("_as_of"), "ts").sort("event_id")
 
+
 def run(params: Params, raw_dir: Path, out_dir: Path) -> dict[str, float]:
     """Compute sources, apply + materialise the Feast repo, build the training frame."""
     fp = params.features
     timings: dict[str, float] = {}
     t = time.perf_counter()
-    logs = load_logs(raw_dir)
+    logs = load_logs(raw_dir, LOG_COLUMNS)
     window_end = logs.start + timedelta(days=logs.n_days)
     out_dir = Path(out_dir)
     with atomic_dir(out_dir) as tmp:
         frames = build_sources(logs, params)
-        (tmp / "sources").mkdir()
+        (tmp / SOURCES_DIR).mkdir()
         for name, frame in frames.items():
-            frame.write_parquet(tmp / "sources" / SOURCE_FILES[name], compression="zstd")
+            frame.write_parquet(tmp / SOURCES_DIR / SOURCE_FILES[name], compression="zstd")
         timings["sources"] = time.perf_counter() - t
 
         t = time.perf_counter()
         store = open_store(repo_config(fp, tmp / "feast"))
-        apply(store, feast_objects(tmp / "sources", fp))
+        apply(store, feast_objects(tmp / SOURCES_DIR, fp))
         timings["apply"] = time.perf_counter() - t
         t = time.perf_counter()
         materialize(store, window_end, fp)
@@ -103,7 +100,7 @@ def run(params: Params, raw_dir: Path, out_dir: Path) -> dict[str, float]:
         frame.write_parquet(tmp / TRAIN_FRAME, compression="zstd")
         timings["training_frame"] = time.perf_counter() - t
         # the registry must name the sources where they will live once this folder is in place
-        apply(store, feast_objects(out_dir / "sources", fp))
+        apply(store, feast_objects(out_dir / SOURCES_DIR, fp))
 
     metrics: dict[str, float] = {f"features/rows/{n}": f.height for n, f in frames.items()}
     metrics["features/train_frame_rows"] = frame.height

@@ -19,36 +19,13 @@ Aggregation runs on dense (entity x day) cumulative grids in numpy (``bincount``
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
 import polars as pl
 
-from components.label.signals import day_index, dense_ids
+from components.logs import DAY_US, Logs, day_index, dense_ids, snapshot_ts
 from components.params import FeaturesParams
-
-DAY_US = 86_400_000_000
-
-
-@dataclass(frozen=True)
-class Logs:
-    """The raw tables as polars frames plus the window (start, number of days)."""
-
-    impressions: pl.DataFrame
-    plays: pl.DataFrame
-    users: pl.DataFrame
-    tracks: pl.DataFrame
-    start: datetime
-    n_days: int
-
-
-def snapshot_ts(start: datetime, days: np.ndarray) -> pl.Series:
-    """End of day ``d`` (= start + (d+1) days) as UTC timestamps: when day ``d``'s aggregates are known."""
-    start_us = int(start.timestamp() * 1_000_000)
-    us = start_us + (np.asarray(days, dtype=np.int64) + 1) * DAY_US
-    return pl.Series("event_timestamp", us).cast(pl.Datetime("us", "UTC"))
-
 
 def _grid(row: np.ndarray, day: np.ndarray, n_rows: int, n_days: int, weights: np.ndarray | None = None) -> np.ndarray:
     """(n_rows, n_days + 1) cumulative totals: G[r, k] = total on days < k."""

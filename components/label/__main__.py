@@ -7,7 +7,8 @@ from pathlib import Path
 import typer
 
 from components.cli import app as make_app
-from components.cli import params_option, user_errors
+from components.cli import overrides, params_epilog, params_option, set_option, user_errors
+from components.label import SECTIONS
 
 HELP = (
     "Label every recommended impression with its immediate (streamed, skipped, saved) and "
@@ -19,9 +20,10 @@ HELP = (
 app = make_app(HELP)
 
 
-@app.command(help=HELP)
+@app.command(help=HELP, epilog=params_epilog(SECTIONS))
 def main(
     params: Path = params_option(),
+    set_: list[str] = set_option(),
     raw_dir: Path = typer.Option(Path("data/raw"), "--raw-dir", help="the validated raw logs"),
     out_dir: Path = typer.Option(Path("data/labels"), "--out-dir", help="gets labels.parquet (one row per impression)"),
     metrics_path: Path = typer.Option(
@@ -33,7 +35,7 @@ def main(
         from components.label.core import run
         from components.stage import execute
 
-        execute("label", params, lambda p: run(p, raw_dir, out_dir), metrics_path)
+        execute("label", SECTIONS, params, lambda p: run(p, raw_dir, out_dir), metrics_path, overrides=overrides(set_))
 
 
 if __name__ == "__main__":

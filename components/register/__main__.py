@@ -7,7 +7,8 @@ from pathlib import Path
 import typer
 
 from components.cli import app as make_app
-from components.cli import params_option, user_errors
+from components.cli import overrides, params_epilog, params_option, set_option, user_errors
+from components.register import SECTIONS
 
 HELP = (
     "Register the policy and its reward model in MLflow (signatures, lineage tags), point the "
@@ -18,9 +19,10 @@ HELP = (
 app = make_app(HELP)
 
 
-@app.command(help=HELP)
+@app.command(help=HELP, epilog=params_epilog(SECTIONS))
 def main(
     params: Path = params_option(),
+    set_: list[str] = set_option(),
     policy_dir: Path = typer.Option(Path("models/policy"), "--policy-dir", help="the challenger policy"),
     reward_dir: Path = typer.Option(Path("models/reward"), "--reward-dir", help="its reward model"),
     evaluation_dir: Path = typer.Option(Path("reports/evaluation"), "--evaluation-dir", help="evaluate output (gate.json)"),
@@ -32,7 +34,8 @@ def main(
         from components.stage import execute
         from components.paths import project_root
 
-        record = execute("register", params, lambda p: run(p, policy_dir, reward_dir, evaluation_dir, project_root()), metrics_path)
+        record = execute("register", SECTIONS, params, lambda p: run(p, policy_dir, reward_dir, evaluation_dir, project_root()),
+                         metrics_path, overrides=overrides(set_))
         print(f"gate: {record['gate']}; registered: {record['registered']}; champion moved: {record['promoted']}")
         for reason in record["reasons"]:
             print(f"  {reason}")

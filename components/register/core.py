@@ -1,8 +1,10 @@
 """Stage ``register``: record the models in MLflow and move aliases by the gate's decision.
 
-Every new (policy, reward model) pair is registered with signatures and lineage tags (git
-commit, DVC data hash, params hash, pipeline run id) and becomes ``challenger``; it becomes
-``champion`` only if the evaluation's gate said ``promote``. Aliases move last, after every
+Every new (policy, reward model) pair is logged as pyfunc models (signatures, the Encore code
+inside them) and registered from the logged models' own URIs, with lineage tags (git commit,
+DVC data hash, params hash, pipeline run id); the policy version becomes ``challenger``, and
+``champion`` only if the evaluation's gate said ``promote``. The evaluation's numbers for the
+challenger are logged against its logged model (``model_id``). Aliases move last, after every
 registration succeeded, so a failure leaves them where they were. The same inputs again
 register nothing new (a content fingerprint is kept on each version).
 """
@@ -15,40 +17,44 @@ from contextlib import nullcontext
 from pathlib import Path
 
 from components.errors import EncoreError
-from components.params import Params
-from components.register import registry as R
+from components.params import RUNTIME_SECTIONS, Params
+from components.registry import client as registry
+from components.registry.gate import read_decision
+from components.tracking import tracking_uri
 
-GATE_FILE = "gate.json"
+CHALLENGER = "rlhf_midterm"  # the evaluation's name for the policy being registered
 
 
 def run(params: Params, policy_dir: Path, reward_dir: Path, evaluation_dir: Path, repo: Path,
-        pipeline_run_id: str | None = None) -> dict:
+        pipeline_run_id: str | None = None, promote: bool | None = None) -> dict:
     """Register and (maybe) promote; returns the decision record (also ``metrics/register.json``).
 
-    ``pipeline_run_id``: the Kubeflow run (the pipeline passes its job id); ``dvc-local`` otherwise."""
+    ``pipeline_run_id``: the Kubeflow run (the pipeline passes its job id); ``dvc-local`` otherwise.
+    ``promote``: the decision as the Kubeflow DAG carried it; it must agree with ``gate.json``."""
     import mlflow
 
     rp = params.register_
-    gate_path = Path(evaluation_dir) / GATE_FILE
-    if not gate_path.exists():
-        raise EncoreError(f"{gate_path}: no gate decision; the evaluate stage must run (and succeed) first.")
-    gate = json.loads(gate_path.read_text())
-    uri = os.environ.get("MLFLOW_TRACKING_URI", params.tracking.uri)
-    c = R.client(uri)
-    fp = R.fingerprint(policy_dir, reward_dir, extra=params.section_hash(*params.model_dump(by_alias=True)))
+    gate = read_decision(evaluation_dir)
+    if promote is not None and promote != (gate["gate"] == "promote"):
+        raise EncoreError(f"{evaluation_dir}: the pipeline passed promote={promote} but gate.json says "
+                          f"'{gate['gate']}'; refusing to register from an inconsistent decision.")
+    uri = tracking_uri(params.tracking)
+    c = registry.connect(uri)
+    params_hash = params.section_hash(*RUNTIME_SECTIONS)
+    fp = registry.fingerprint(policy_dir, reward_dir, extra=params_hash)
     record: dict = {"gate": gate["gate"], "reasons": gate["reasons"], "fingerprint": fp, "tracking_uri": uri}
 
-    existing = R.version_with_fingerprint(c, rp.policy_model, fp)
+    existing = registry.version_with_fingerprint(c, rp.policy_model, fp)
     if existing is not None:
         return record | {"registered": False, "promoted": False, "policy_version": int(existing.version),
                          "note": "these exact models are already registered: nothing new, no alias moved"}
 
     tags = {
-        "encore.git_commit": R.git_commit(repo),
-        "encore.dvc_data_hash": R.dvc_data_hash(repo),
-        "encore.params_hash": params.section_hash(*params.model_dump(by_alias=True)),
+        "encore.git_commit": registry.git_commit(repo),
+        "encore.dvc_data_hash": registry.dvc_data_hash(repo),
+        "encore.params_hash": params_hash,
         "encore.pipeline_run_id": pipeline_run_id or os.environ.get("KFP_RUN_ID", "dvc-local"),
-        R.FINGERPRINT_TAG: fp,
+        registry.FINGERPRINT_TAG: fp,
         "encore.gate": gate["gate"],
     }
     # inside the stage's MLflow run when tracking is on; a run of its own otherwise
@@ -56,11 +62,12 @@ def run(params: Params, policy_dir: Path, reward_dir: Path, evaluation_dir: Path
     with (nullcontext(active) if active else mlflow.start_run(run_name="register")) as mlrun:
         mlflow.set_tags(tags)
         mlflow.log_dict(gate, "gate.json")
-        _log_models(policy_dir, reward_dir)
+        policy_model, reward_model = _log_models(policy_dir, reward_dir)
+        mlflow.log_metrics(challenger_metrics(gate, evaluation_dir), model_id=policy_model.model_id)
         run_id = mlrun.info.run_id
 
-    policy_v = mlflow.register_model(f"runs:/{run_id}/policy", rp.policy_model, tags=tags)
-    reward_v = mlflow.register_model(f"runs:/{run_id}/reward_model", rp.reward_model, tags=tags)
+    policy_v = mlflow.register_model(policy_model.model_uri, rp.policy_model, tags=tags)
+    reward_v = mlflow.register_model(reward_model.model_uri, rp.reward_model, tags=tags)
     # aliases last: a failure above leaves them untouched
     for name, v in ((rp.reward_model, reward_v), (rp.policy_model, policy_v)):
         c.set_registered_model_alias(name, "challenger", v.version)
@@ -68,21 +75,40 @@ def run(params: Params, policy_dir: Path, reward_dir: Path, evaluation_dir: Path
         for name, v in ((rp.reward_model, reward_v), (rp.policy_model, policy_v)):
             c.set_registered_model_alias(name, "champion", v.version)
     return record | {"registered": True, "promoted": gate["gate"] == "promote",
-                     "policy_version": int(policy_v.version), "reward_version": int(reward_v.version), "run_id": run_id}
+                     "policy_version": int(policy_v.version), "reward_version": int(reward_v.version), "run_id": run_id,
+                     "policy_model_id": policy_model.model_id}
 
 
-def _log_models(policy_dir: Path, reward_dir: Path) -> None:
+def challenger_metrics(gate: dict, evaluation_dir: Path) -> dict[str, float]:
+    """What evaluation measured of the challenger: the gate's lift and guardrails, its off-policy
+    estimates, and (in simulation) its true A/B lift over the logging policy."""
+    out = {"gate/promote": float(gate["promote"]), "gate/lift": gate["lift"], "gate/lift_low": gate["lift_low"],
+           "gate/lift_high": gate["lift_high"]}
+    out |= {f"gate/{name}": check["value"] for name, check in gate["guardrails"].items()}
+    tables_file = Path(evaluation_dir) / "evaluation.json"
+    if tables_file.exists():
+        tables = json.loads(tables_file.read_text())
+        for e in tables["ope"].get(CHALLENGER, []):
+            out |= {f"ope/{e['estimator']}/{k}": e[k] for k in ("value", "low", "high", "ess")}
+        for row in (tables.get("truth") or {}).get("lifts", {}).get("logging", []):
+            if row["arm"] == CHALLENGER:
+                out[f"ab/lift_vs_logging/{row['metric']}"] = row["estimate"]
+    return {k: float(v) for k, v in out.items() if v is not None and v == v}
+
+
+def _log_models(policy_dir: Path, reward_dir: Path):
     """Both models as pyfunc models with signatures; the reward model is loaded first so a broken
-    one fails here, before anything is registered."""
+    one fails here, before anything is registered. Returns their ModelInfos (policy, reward)."""
     import polars as pl
 
-    from components.reward_model.mlflow_model import log_reward_model
-    from components.reward_model.model import RewardModel
-    from components.sft_policy.mlflow_model import log_policy
+    from components.policy.pyfunc import log_policy
+    from components.reward.model import EXAMPLE_FILE, RewardModel
+    from components.reward.pyfunc import log_reward_model
 
-    example_file = Path(reward_dir) / "example.parquet"
+    example_file = Path(reward_dir) / EXAMPLE_FILE
     if not example_file.exists():
-        raise EncoreError(f"{reward_dir}: no example.parquet; retrain the reward model with this version of Encore.")
+        raise EncoreError(f"{reward_dir}: no {EXAMPLE_FILE}; retrain the reward model with this version of Encore.")
     RewardModel.load(reward_dir)
-    log_policy(policy_dir, "policy")
-    log_reward_model(reward_dir, pl.read_parquet(example_file), "reward_model")
+    policy = log_policy(policy_dir, "policy")
+    reward = log_reward_model(reward_dir, pl.read_parquet(example_file), "reward_model")
+    return policy, reward

@@ -1,8 +1,3 @@
-"""Stage ``reward_model``: a transformer reward model over listening context and candidate.
+"""Stage ``reward_model``: train the transformer reward model (mid-term, or the click ablation)."""
 
-Public API: ``RewardModel.load(path).score_frame(frame)`` / ``.with_lookup(lookup).score(users, slates)``.
-"""
-
-from components.reward_model.model import RewardModel
-
-__all__ = ["RewardModel"]
+SECTIONS = ("reward_model", "features")  # the params sections this stage reads (+ tracking); dvc.yaml and Kubeflow follow it

@@ -7,7 +7,8 @@ from pathlib import Path
 import typer
 
 from components.cli import app as make_app
-from components.cli import params_option, user_errors
+from components.cli import overrides, params_epilog, params_option, set_option, user_errors
+from components.reward_model import SECTIONS
 
 HELP = (
     "Train a reward model: a small transformer over the listener's recent tracks, their "
@@ -21,9 +22,10 @@ HELP = (
 app = make_app(HELP)
 
 
-@app.command(help=HELP)
+@app.command(help=HELP, epilog=params_epilog(SECTIONS))
 def main(
     params: Path = params_option(),
+    set_: list[str] = set_option(),
     variant: str = typer.Option("midterm", "--variant", help="midterm (the composite reward) or click (streamed)"),
     raw_dir: Path = typer.Option(Path("data/raw"), "--raw-dir", help="raw logs (the tracks table: catalogue ids)"),
     features_dir: Path = typer.Option(Path("data/features"), "--features-dir", help="output of the features stage"),
@@ -44,20 +46,23 @@ def main(
         def log_outputs(stage_run, p) -> None:
             import polars as pl
 
-            from components.reward_model.core import CURVE_CSV, EXAMPLE
-            from components.reward_model.mlflow_model import log_reward_model
+            from components.reward.model import EXAMPLE_FILE
+            from components.reward.pyfunc import log_reward_model
+            from components.reward_model.core import CURVE_CSV
 
             stage_run.log_curve(pl.read_csv(out_dir / CURVE_CSV).to_dicts(), f"curve_{variant}")
             stage_run.log_artifact(out_dir / "curve.png")
-            log_reward_model(out_dir, pl.read_parquet(out_dir / EXAMPLE), name=f"reward_model_{variant}")
+            log_reward_model(out_dir, pl.read_parquet(out_dir / EXAMPLE_FILE), name=f"reward_model_{variant}")
 
         execute(
             f"reward_model_{variant}" if variant == "click" else "reward_model",
+            SECTIONS,
             params,
             lambda p: run(p, raw_dir, features_dir, labels_dir, out_dir, variant, progress),
             metrics_path,
             seed_of=lambda p: p.reward_model.seed,
             log_outputs=log_outputs,
+            overrides=overrides(set_),
         )
 
 

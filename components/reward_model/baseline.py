@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from components.reward_model.data import numeric_matrix
+from components.reward.examples import numeric_matrix
 
 
 def fit_predict(train: pl.DataFrame, test: pl.DataFrame, columns: list[str], target: str, binary: bool, seed: int) -> np.ndarray:

@@ -17,18 +17,17 @@ import polars as pl
 
 from components import contract
 from components.io import atomic_dir
-from components.tracking import is_main_process
 from components.params import Params
-from components.reward_model import data as D
+from components.reward import examples as D
+from components.reward.model import EXAMPLE_FILE, Head, RewardModel, build
+from components.reward.tokens import Encoder
 from components.reward_model.baseline import fit_predict
 from components.reward_model.metrics import evaluate
-from components.reward_model.model import Head, RewardModel, build
-from components.reward_model.tokens import Encoder
 from components.reward_model.train import train_pairwise, train_pointwise
+from components.tracking import is_main_process
 
 Variant = Literal["midterm", "click"]
 CURVE_CSV = "curve.csv"
-EXAMPLE = "example.parquet"  # a few input rows: the MLflow signature and a usage example
 
 
 def _binary(frame: pl.DataFrame, target: str) -> bool:
@@ -87,7 +86,7 @@ def run(params: Params, raw_dir: Path, features_dir: Path, labels_dir: Path, out
     with atomic_dir(out_dir) as tmp:
         model.save(tmp, tracks)
         pl.DataFrame(curve).write_csv(tmp / CURVE_CSV)
-        parts.test.select(model.input_columns).head(16).write_parquet(tmp / EXAMPLE)
+        parts.test.select(model.input_columns).head(16).write_parquet(tmp / EXAMPLE_FILE)
         _plot_curve(curve, tmp / "curve.png", f"{variant} reward model ({target}, {rp.objective})")
     return metrics | {
         "train/examples": len(x_train),

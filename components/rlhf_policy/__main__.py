@@ -8,7 +8,8 @@ from typing import Optional
 import typer
 
 from components.cli import app as make_app
-from components.cli import params_option, user_errors
+from components.cli import overrides, params_epilog, params_option, set_option, user_errors
+from components.rlhf_policy import SECTIONS
 
 HELP = (
     "RL fine-tuning of the SFT policy with TRL's GRPO: sample several constrained slates per "
@@ -23,9 +24,10 @@ HELP = (
 app = make_app(HELP)
 
 
-@app.command(help=HELP)
+@app.command(help=HELP, epilog=params_epilog(SECTIONS))
 def main(
     params: Path = params_option(),
+    set_: list[str] = set_option(),
     variant: str = typer.Option("midterm", "--variant", help="midterm or click: which reward model"),
     raw_dir: Path = typer.Option(Path("data/raw"), "--raw-dir", help="raw logs (tracks)"),
     features_dir: Path = typer.Option(Path("data/features"), "--features-dir", help="output of the features stage"),
@@ -48,7 +50,8 @@ def main(
         out_dir = out_dir or Path(f"models/policy{suffix}")
         checkpoint_dir = checkpoint_dir or Path(f"models/checkpoints/policy{suffix}")
         metrics_path = metrics_path or Path(f"metrics/rlhf_policy{suffix}.json")
-        from components.rlhf_policy.core import CURVE_CSV, run
+        from components.policy.model import CURVE_CSV
+        from components.rlhf_policy.core import run
         from components.stage import execute
 
         def log_outputs(stage_run, p) -> None:
@@ -59,11 +62,13 @@ def main(
 
         execute(
             "rlhf_policy" if variant == "midterm" else "rlhf_policy_click",
+            SECTIONS,
             params,
             lambda p: run(p, raw_dir, features_dir, sft_dir, reward_dir, out_dir, checkpoint_dir, world_dir, progress),
             metrics_path,
             seed_of=lambda p: p.rlhf_policy.seed,
             log_outputs=log_outputs,
+            overrides=overrides(set_),
         )
 
 

@@ -5,7 +5,7 @@ slates per prompt, compared with each other) needs no value network — there is
 learn per token, and no critic to fit on a CPU budget. RLOO would do the same job; GRPO is
 TRL's maintained path with the richer diagnostics (KL, entropy, clip ratios per step).
 
-Sampling uses the same constrained decoding as everywhere (``sft_policy.generate``): every
+Sampling uses the same constrained decoding as everywhere (``policy.decoding``): every
 RL slate is k distinct valid tracks. Checkpoints every ``checkpoint_every`` steps into
 ``checkpoint_dir`` (kept between runs); a rerun resumes from the last one and, with the same
 seed, lands on the same weights as an uninterrupted run.
@@ -26,18 +26,17 @@ import polars as pl
 import torch
 
 from components import contract
-from components.evaluate.watch import truth_watch
-from components.features.lookup import FeatureLookup
+from components.featurestore.lookup import FeatureLookup
 from components.io import atomic_dir
 from components.params import Params
-from components.reward_model import RewardModel
+from components.policy.decoding import generation_kwargs
+from components.policy.model import CURVE_CSV
+from components.policy.model import load as load_policy
+from components.reward.model import RewardModel
 from components.rlhf_policy.rewards import SlateReward
 from components.sequences import right_aligned
-from components.sft_policy.core import load as load_policy
-from components.sft_policy.generate import generation_kwargs
 from components.tracking import is_main_process
-
-CURVE_CSV = "curve.csv"
+from components.world.watch import truth_watch
 KILL_SWITCH = "ENCORE_RL_KILL_AFTER_SAVE_AT_STEP"  # tests: SIGKILL right after that checkpoint is written
 CURVE_COLUMNS = {
     "reward": "reward", "kl": "kl", "entropy": "entropy", "slates/genre_diversity": "diversity",
@@ -147,7 +146,7 @@ def _fingerprint(params: Params, sft_dir: Path, reward_dir: Path) -> str:
     import hashlib
 
     h = hashlib.sha256(params.section_hash("rlhf_policy").encode())
-    code = [Path(__file__).parent, Path(load_policy.__code__.co_filename).parent]  # rlhf_policy, sft_policy
+    code = [Path(__file__).parent, Path(load_policy.__code__.co_filename).parent]  # rlhf_policy, the policy library
     for f in [f for folder in (sft_dir, reward_dir) for f in sorted(Path(folder).rglob("*.safetensors"))] + \
              [f for folder in code for f in sorted(folder.glob("*.py"))]:
         h.update(f.read_bytes())

@@ -12,8 +12,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from components.reward_model import RewardModel
-from components.sft_policy.vocab import ItemVocab
+from components.policy.vocab import ItemVocab
+from components.reward.model import RewardModel
 
 Observer = Callable[[np.ndarray, np.ndarray, np.ndarray], dict[str, float]]  # (users, slates, proxy) -> metrics
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import typer
 
 from components.cli import app as make_app
-from components.cli import params_option, user_errors
+from components.cli import overrides, params_epilog, params_option, set_option, user_errors
+from components.sft_policy import SECTIONS
 
 HELP = (
     "Train the generative recommender by imitation: a causal LM whose vocabulary holds one "
@@ -19,9 +20,10 @@ HELP = (
 app = make_app(HELP)
 
 
-@app.command(help=HELP)
+@app.command(help=HELP, epilog=params_epilog(SECTIONS))
 def main(
     params: Path = params_option(),
+    set_: list[str] = set_option(),
     raw_dir: Path = typer.Option(Path("data/raw"), "--raw-dir", help="raw logs (plays, tracks)"),
     features_dir: Path = typer.Option(Path("data/features"), "--features-dir", help="output of the features stage"),
     out_dir: Path = typer.Option(Path("models/sft"), "--out-dir", help="where the policy, tokenizer and vocabulary go"),
@@ -30,7 +32,8 @@ def main(
 ) -> None:
     """Train the SFT policy (see HELP)."""
     with user_errors("sft_policy"):
-        from components.sft_policy.core import CURVE_CSV, run
+        from components.policy.model import CURVE_CSV
+        from components.sft_policy.core import run
         from components.stage import execute
 
         def log_outputs(stage_run, p) -> None:
@@ -39,8 +42,8 @@ def main(
             stage_run.log_curve(pl.read_csv(out_dir / CURVE_CSV).to_dicts(), "curve_sft")
             stage_run.log_artifact(out_dir / "curve.png")
 
-        execute("sft_policy", params, lambda p: run(p, raw_dir, features_dir, out_dir, progress), metrics_path,
-                seed_of=lambda p: p.sft_policy.seed, log_outputs=log_outputs)
+        execute("sft_policy", SECTIONS, params, lambda p: run(p, raw_dir, features_dir, out_dir, progress), metrics_path,
+                seed_of=lambda p: p.sft_policy.seed, log_outputs=log_outputs, overrides=overrides(set_))
 
 
 if __name__ == "__main__":

@@ -9,54 +9,27 @@ baseline — and the share of generated slates that satisfy the constraints.
 from __future__ import annotations
 
 import time
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import torch
 
-from components import contract
-from components.features.definitions import SOURCE_FILES
 from components.io import atomic_dir
 from components.params import Params
-from components.sft_policy import metrics as M
-from components.sft_policy.data import Sequences, listening_sequences, split_users
-from components.sft_policy.generate import generate_slates
-from components.sft_policy.model import build
-from components.sft_policy.vocab import ItemVocab
-from components.trainloop import train_loop
+from components.policy import metrics as M
+from components.policy.decoding import generate_slates
+from components.policy.model import CURVE_CSV, build
+from components.policy.sequences import Sequences, load_sequences, split
+from components.policy.vocab import ItemVocab
 from components.tracking import is_main_process
-
-CURVE_CSV = "curve.csv"
-
-
-def load_sequences(params: Params, raw_dir: Path, features_dir: Path) -> tuple[Sequences, np.ndarray, datetime]:
-    sp = params.sft_policy
-    start = datetime.fromisoformat(contract.read_manifest(raw_dir)["window_start"])
-    plays = pl.from_arrow(contract.read(raw_dir, "plays", ["user_id", "ts", "track_id"]))
-    activity = pl.read_parquet(Path(features_dir) / "sources" / SOURCE_FILES["user_activity"])
-    tracks = contract.read(raw_dir, "tracks", ["track_id"])["track_id"].to_numpy()
-    return listening_sequences(plays, activity, sp.prompt_features, start, sp.history_length, sp.slate_size), tracks, start
-
-
-def split(seqs: Sequences, params: Params) -> tuple[Sequences, Sequences, int]:
-    """Train: other listeners, earlier days. Test: held-out listeners, later days."""
-    sp = params.sft_policy
-    held_out = split_users(seqs.user_id, sp.test_user_fraction, sp.seed)
-    split_day = int(np.quantile(seqs.day, 0.7))
-    train_rows = np.flatnonzero(~held_out & (seqs.day < split_day))
-    test_rows = np.flatnonzero(held_out & (seqs.day >= split_day))
-    rng = np.random.default_rng(sp.seed)
-    if len(train_rows) > sp.max_train_sequences:
-        train_rows = np.sort(rng.choice(train_rows, sp.max_train_sequences, replace=False))
-    return seqs.take(train_rows), seqs.take(test_rows), split_day
+from components.trainloop import train_loop
 
 
 def run(params: Params, raw_dir: Path, features_dir: Path, out_dir: Path, progress: bool = True) -> dict[str, float]:
     sp = params.sft_policy
-    seqs, catalogue, _ = load_sequences(params, raw_dir, features_dir)
-    train, test, split_day = split(seqs, params)
+    seqs, catalogue, _ = load_sequences(sp, raw_dir, features_dir)
+    train, test, split_day = split(seqs, sp)
     if len(train) == 0 or len(test) == 0:
         raise ValueError(f"sft_policy: empty split (train {len(train)}, test {len(test)} sequences)")
     vocab = ItemVocab.fit(train.features, sp.prompt_features, catalogue.tolist(), sp.history_length, sp.slate_size, sp.feature_buckets)
@@ -118,20 +91,6 @@ def slate_loss(net, ids: torch.Tensor, prompt_length: int) -> torch.Tensor:
     hidden = net.base_model(input_ids=ids).last_hidden_state[:, prompt_length - 1 : -1]
     logits = net.get_output_embeddings()(hidden)
     return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), ids[:, prompt_length:].reshape(-1))
-
-
-def load(path: Path, device: str | None = None):
-    """(model, tokenizer, vocab) of a saved policy (SFT or RL), on the GPU when there is one."""
-    from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
-
-    path = Path(path)
-    tokenizer = PreTrainedTokenizerFast.from_pretrained(path)
-    if device is None:
-        import torch
-
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    model = AutoModelForCausalLM.from_pretrained(path).to(device).eval()
-    return model, tokenizer, ItemVocab.load(path).bind(tokenizer)
 
 
 def _plot(curve: list[dict], path: Path) -> None:

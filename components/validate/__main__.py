@@ -7,7 +7,8 @@ from pathlib import Path
 import typer
 
 from components.cli import app as make_app
-from components.cli import params_option, user_errors
+from components.cli import overrides, params_epilog, params_option, set_option, user_errors
+from components.validate import SECTIONS
 
 HELP = (
     "Check the raw logs with Great Expectations; refuse them (exit 2) if any expectation fails.\n\n"
@@ -20,9 +21,10 @@ HELP = (
 app = make_app(HELP)
 
 
-@app.command(help=HELP)
+@app.command(help=HELP, epilog=params_epilog(SECTIONS))
 def main(
     params: Path = params_option(),
+    set_: list[str] = set_option(),
     raw_dir: Path = typer.Option(
         Path("data/raw"), "--raw-dir",
         help="folder with the four raw-log tables and manifest.json (written by simulate/ingest)",
@@ -42,7 +44,8 @@ def main(
         from components.stage import execute
         from components.validate.core import run
 
-        execute("validate", params, lambda p: run(p, raw_dir, report_path, metrics_path), metrics_path)
+        execute("validate", SECTIONS, params, lambda p: run(p, raw_dir, report_path, metrics_path), metrics_path,
+                overrides=overrides(set_))
 
 
 if __name__ == "__main__":

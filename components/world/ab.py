@@ -16,7 +16,7 @@ from scipy import stats
 from tqdm.auto import tqdm
 
 from components.world.dynamics import World
-from components.world.policies import Policy
+from components.protocol import Policy
 from components.world.rng import stream
 
 OUTCOMES = (

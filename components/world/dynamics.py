@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from components.params import SimulateParams
+from components.protocol import Contexts, Policy
 from components.world.catalogue import Catalogue, Population, make_catalogue, make_population
-from components.world.policies import Contexts, Policy
 from components.world.response import respond
 from components.world.rng import poisson_from_uniform, sigmoid, stream
 from components.world.state import UserState
@@ -202,7 +202,7 @@ class World:
 
     def _organic_and_search(self, day: int, users: np.ndarray, habit_total: np.ndarray) -> dict:
         """Plays the listener starts on their own: artists they have a habit for, and search."""
-        P, dyn, cat, pop, st = self.params, self.params.dynamics, self.catalogue, self.population, self.state
+        dyn, cat, pop, st = self.params.dynamics, self.catalogue, self.population, self.state
         U, seed = pop.n_users, self.seed
         n_org = poisson_from_uniform(stream(seed, day, "organic_n").random(U)[users], dyn.organic_rate * habit_total[users], MAX_ORGANIC_PER_DAY)
         n_search = poisson_from_uniform(stream(seed, day, "search_n").random(U)[users], np.full(len(users), dyn.search_rate), MAX_SEARCH_PER_DAY)

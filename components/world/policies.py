@@ -1,19 +1,19 @@
-"""The policy protocol and the world's own policies: the logging policy and two oracles.
+"""The world's own policies: the logging policy and two oracles.
 
-A policy is anything with ``policy_id`` and ``recommend(contexts) -> Slates``. Policies
-that need the hidden truth (the oracles) also have ``bind(world)``; the A/B runner binds
-each arm's own world. The logging policy is the world's stand-in for a production
+A policy is anything with ``policy_id`` and ``recommend(contexts) -> Slates``
+(:mod:`components.protocol`). Policies that need the hidden truth (the oracles) also have
+``bind(world)``; the A/B runner binds each arm's own world. The logging policy is the world's stand-in for a production
 recommender: it uses a *noisy* estimate of taste, so it is realistic, not an oracle.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from components.params import LoggingPolicyParams
+from components.protocol import Contexts, Slates
 from components.world.catalogue import Catalogue, Population
 from components.world.response import habit_worth, long_term_value, respond
 from components.world.rng import stream
@@ -23,36 +23,6 @@ if TYPE_CHECKING:
 
 CLICK_ORACLE_ID = 901
 LONG_TERM_ORACLE_ID = 902
-
-
-@dataclass(frozen=True)
-class Contexts:
-    """What a policy may see when asked for slates: one row per (user, session).
-
-    ``history`` holds each user's recent track ids, oldest first, -1 padded on the left.
-    """
-
-    user_ids: np.ndarray  # (n,)
-    session_index: np.ndarray  # (n,) 0 for the first session of the day
-    day: int  # days since the first logged day
-    history: np.ndarray  # (n, H)
-    slate_size: int
-    n_tracks: int
-
-
-@dataclass(frozen=True)
-class Slates:
-    """``tracks`` (n, k) distinct track ids per row; ``propensities`` per slot if the policy knows them."""
-
-    tracks: np.ndarray
-    propensities: np.ndarray | None = None
-
-
-@runtime_checkable
-class Policy(Protocol):
-    policy_id: int
-
-    def recommend(self, contexts: Contexts) -> Slates: ...
 
 
 class LoggingPolicy:

@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from components.features.core import run
-from components.features.store import online, open_store, repo_config
+from components.featurestore.store import online, open_store, repo_config
 from tests.conftest import tiny_params
 from tests.feast_checks import assert_online_equals_latest_offline
 from tests.service_checks import require

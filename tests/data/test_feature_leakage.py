@@ -14,9 +14,11 @@ from datetime import timedelta
 import polars as pl
 import pytest
 
-from components.features.core import TRAIN_FRAME, build_sources, load_logs, training_frame
-from components.features.definitions import SOURCE_FILES, feast_objects
-from components.features.store import apply, open_store, repo_config
+from components.features.core import LOG_COLUMNS, build_sources, training_frame
+from components.featurestore.definitions import TRAIN_FRAME
+from components.featurestore.definitions import SOURCE_FILES, feast_objects
+from components.logs import load_logs
+from components.featurestore.store import apply, open_store, repo_config
 
 FEATURES = ["u_streams_7d", "u_active_days_28d", "u_skip_rate_28d", "u_genre_entropy_28d", "t_plays_28d",
             "t_stream_rate_28d", "ua_plays", "ua_days_played", "ua_days_since_last_play", "recent_tracks"]
@@ -28,7 +30,7 @@ def full(tiny_features) -> pl.DataFrame:
 
 
 def _frame_from_truncated(tmp_path, raw, params, cutoff) -> pl.DataFrame:
-    logs = load_logs(raw)
+    logs = load_logs(raw, LOG_COLUMNS)
     cut = replace(
         logs,
         impressions=logs.impressions.filter(pl.col("ts") < cutoff),

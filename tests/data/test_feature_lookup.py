@@ -6,8 +6,8 @@ import numpy as np
 import polars as pl
 
 from components import contract
-from components.features.lookup import FeatureLookup
-from components.features.store import online, open_store, repo_config
+from components.featurestore.lookup import FeatureLookup
+from components.featurestore.store import online, open_store, repo_config
 
 
 def test_lookup_equals_the_online_store(tiny_raw, tiny_features, params):

@@ -7,7 +7,8 @@ import json
 import polars as pl
 import pytest
 
-from components.label.core import LABELS_FILE, attribution_share, run
+from components.label.core import run
+from components.reward.labels import LABELS_FILE, attribution_share
 from tests.conftest import tiny_params
 
 
@@ -99,7 +100,7 @@ def test_metrics_report_rates_censoring_and_surrogate_accuracy(tmp_path, tiny_ra
 
 def test_too_short_a_log_is_a_clear_error(tmp_path, params):
     from components.errors import EncoreError
-    from components.simulate.core import run as simulate
+    from components.raw_logs.simulate import simulate
 
     short = tiny_params(simulate__days=20)
     simulate(short, tmp_path / "raw", tmp_path / "world", progress=False)

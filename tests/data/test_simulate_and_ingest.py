@@ -10,8 +10,8 @@ import pytest
 
 from components import contract
 from components.errors import ContractError
-from components.ingest.core import run as ingest
-from components.simulate.core import run as simulate
+from components.raw_logs.ingest import ingest
+from components.raw_logs.simulate import simulate
 from components.validate.core import run as validate
 from components.world import NoGroundTruth, has_truth, load_world
 from tests.conftest import tiny_params

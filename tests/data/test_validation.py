@@ -214,7 +214,7 @@ def test_clean_logs_pass_with_report_and_metrics(params, tiny_raw, tmp_path):
     report, metrics_path = outputs(tmp_path)
     failed = failed_report_path(report)
     failed.write_text("stale failure")
-    metrics = execute("validate", params, lambda p: run(p, tiny_raw, report, metrics_path), metrics_path)
+    metrics = execute("validate", ("validate",), params, lambda p: run(p, tiny_raw, report, metrics_path), metrics_path)
     manifest = json.loads((tiny_raw / "manifest.json").read_text())
     assert metrics["validate/failed"] == 0 and metrics["validate/expectations"] > 100
     assert metrics["validate/days"] == manifest["days"]

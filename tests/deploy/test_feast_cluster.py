@@ -345,7 +345,7 @@ def backend_env(registry_database) -> Iterator[dict[str, str]]:
 def cluster_features(backend_env, registry_database, tiny_raw, tmp_path_factory) -> Iterator[SimpleNamespace]:
     """The features stage on the cluster configuration; Redis keys removed afterwards."""
     from components.features.core import run
-    from components.features.store import open_store, repo_config
+    from components.featurestore.store import open_store, repo_config
 
     project = f"encore_cluster_{uuid.uuid4().hex[:8]}"
     params = cluster_params(project)
@@ -395,7 +395,7 @@ def test_the_registry_is_in_postgres(cluster_features):
     assert views == expected_views and services == {"reward_model", "policy"}
 
     # A new store (another pod, another process) reads the same from the database.
-    from components.features.store import open_store, repo_config
+    from components.featurestore.store import open_store, repo_config
 
     fresh = open_store(repo_config(cluster_features.params.features, cluster_features.out / "feast"))
     assert {v.name for v in fresh.list_feature_views()} == expected_views
@@ -410,7 +410,7 @@ def test_the_registry_is_in_postgres(cluster_features):
 
 @pytest.mark.integration
 def test_online_values_from_redis_equal_the_latest_offline_values(cluster_features):
-    from components.features.store import online
+    from components.featurestore.store import online
 
     store = cluster_features.store
     assert_online_equals_latest_offline(store, cluster_features.out)
@@ -423,7 +423,7 @@ def test_online_values_from_redis_equal_the_latest_offline_values(cluster_featur
 def test_the_training_frame_equals_the_embedded_stores(cluster_features, tiny_features):
     """Same sources, same DuckDB offline store: the production backends change where the
     registry and online values live, not the point-in-time training frame."""
-    from components.features.core import TRAIN_FRAME
+    from components.featurestore.definitions import TRAIN_FRAME
 
     frame = pl.read_parquet(cluster_features.out / TRAIN_FRAME)
     assert frame.height == cluster_features.metrics["features/train_frame_rows"] > 0
@@ -526,7 +526,7 @@ def test_the_cronjob_command_materialises_incrementally(pod_sandbox, cluster_fea
     proc = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
-    from components.features.store import open_store, repo_config
+    from components.featurestore.store import open_store, repo_config
 
     fresh = open_store(repo_config(cluster_features.params.features, cluster_features.out / "feast"))
     for view in fresh.list_feature_views():

@@ -106,7 +106,7 @@ def test_plan_runs_in_cluster_against_the_in_cluster_mlflow(cluster):
         tracking_uri=submit.in_cluster_tracking_uri(cluster.namespace),
     )
     assert plan.version_name.startswith("abc1234-p") and plan.run_name.startswith("encore-training-abc1234-p")
-    assert plan.arguments["params"]["tracking"]["uri"] == "http://mlflow.encore.svc.cluster.local:5000"
+    assert plan.arguments["tracking"]["uri"] == "http://mlflow.encore.svc.cluster.local:5000"
     assert plan.service_account == "encore-pipeline-runner" and plan.schedule is None
 
 

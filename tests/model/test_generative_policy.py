@@ -15,8 +15,9 @@ import yaml
 
 from components import contract
 from components.errors import ParamsError
-from components.sft_policy.core import load, run as sft_run
-from components.sft_policy.generate import generate_slates, generation_kwargs, slot_probabilities
+from components.policy.model import load
+from components.sft_policy.core import run as sft_run
+from components.policy.decoding import generate_slates, generation_kwargs, slot_probabilities
 from tests.conftest import REPO, tiny_policy_params
 
 

@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 from scipy.stats import spearmanr
 
-from components.label.core import LABELS_FILE
+from components.reward.labels import LABELS_FILE
 from components.world import load_world, true_long_term_value
 
 

@@ -73,7 +73,7 @@ def test_estimators_recover_a_different_policys_true_stream_rate(experiment):
 def test_the_gate_promotes_the_truly_better_policy_and_holds_the_worse(experiment):
     """Estimator and gate together: the challenger's paired lift over the champion decides, and
     which of A and B is better is known from the world, not from the estimate."""
-    from components.register.gate import decide
+    from components.registry.gate import decide
 
     e = experiment
     rp = tiny_params().register_

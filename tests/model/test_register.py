@@ -4,7 +4,10 @@ the same models twice register nothing new — on SQLite and on the real Postgre
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -12,9 +15,10 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from components.register import registry as R
-from components.register.core import GATE_FILE, run
-from components.register.gate import decide
+from components.errors import EncoreError
+from components.register.core import run
+from components.registry import client as R
+from components.registry.gate import decide, write_decision
 from tests.conftest import tiny_params
 from tests.service_checks import postgres_url, scratch_database
 
@@ -32,8 +36,10 @@ def test_gate_passes_only_with_a_positive_lower_bound_and_all_guardrails():
 
 
 def _gate(folder: Path, decision: str) -> Path:
+    """An evaluation folder whose gate.json says ``decision`` (a real decision: lift CI above or across 0)."""
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / GATE_FILE).write_text(json.dumps({"gate": decision, "reasons": [f"test: {decision}"], "promote": decision == "promote"}))
+    lift = (0.05, 0.01, 0.09) if decision == "promote" else (0.01, -0.03, 0.05)
+    write_decision(folder, decide(tiny_params().register_, lift, "champion", skip_rate=0.2, genre_diversity=0.4, kl=1.0))
     return folder
 
 
@@ -49,11 +55,22 @@ def _perturbed(src: Path, dst: Path, seed: int) -> Path:
 def _scenario(tmp_path: Path, uri: str, sft: Path, reward: Path) -> None:
     params = tiny_params(tracking__uri=uri, register__policy_model=f"policy-{uuid.uuid4().hex[:6]}")
     name = params.register_.policy_model
-    c = R.client(uri)
+    c = R.connect(uri)
 
-    first = run(params, sft, reward, _gate(tmp_path / "e1", "promote"), tmp_path)
+    with pytest.raises(EncoreError, match="inconsistent decision"):  # the DAG's promote must agree with gate.json
+        run(params, sft, reward, _gate(tmp_path / "e0", "hold"), tmp_path, promote=True)
+    assert c.search_model_versions(f"name='{name}'") == []
+
+    first = run(params, sft, reward, _gate(tmp_path / "e1", "promote"), tmp_path, promote=True)
     assert first["registered"] and first["promoted"]
-    assert int(c.get_model_version_by_alias(name, "champion").version) == first["policy_version"]
+    version = c.get_model_version_by_alias(name, "champion")
+    assert int(version.version) == first["policy_version"]
+    # registered from the logged model itself, which carries the evaluation's numbers
+    import mlflow
+
+    assert version.source == f"models:/{first['policy_model_id']}"
+    logged = mlflow.get_logged_model(first["policy_model_id"])
+    assert {m.key for m in logged.metrics} >= {"gate/lift", "gate/lift_low", "gate/promote", "gate/kl"}
 
     again = run(params, sft, reward, _gate(tmp_path / "e1", "promote"), tmp_path)
     assert not again["registered"] and "already registered" in again["note"]
@@ -78,6 +95,38 @@ def _scenario(tmp_path: Path, uri: str, sft: Path, reward: Path) -> None:
     vocab_features = json.loads((sft / "item_vocab.json").read_text())["features"]
     out = served.predict(pd.DataFrame({**{f: [2.0] for f in vocab_features}, "history": [[0, 1, 2]]}))
     assert len(out) == 1 and len(set(out[0])) == params.sft_policy.slate_size
+    _loads_without_encore(uri, f"models:/{name}@champion", vocab_features, params.sft_policy.slate_size, tmp_path)
+
+
+LOAD_ELSEWHERE = """
+import json, sys
+sys.meta_path[:] = [f for f in sys.meta_path if "Editable" not in repr(f)]  # Encore is not installed here
+try:
+    import components
+    raise SystemExit("components is importable before the model is loaded: the check proves nothing")
+except ModuleNotFoundError:
+    pass
+import mlflow.pyfunc, pandas as pd
+model = mlflow.pyfunc.load_model(sys.argv[1])
+features = json.loads(sys.argv[2])
+slates = model.predict(pd.DataFrame({**{f: [2.0] for f in features}, "history": [[0, 1, 2]]}))
+import components
+print(json.dumps({"slates": [list(map(int, s)) for s in slates], "code": components.__file__}))
+"""
+
+
+def _loads_without_encore(uri: str, model_uri: str, features: list[str], k: int, tmp_path: Path) -> None:
+    """The registered model loads in a fresh process that has the pinned wheels but not Encore:
+    the code it needs travels inside the model (``code_paths``)."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {k_: v for k_, v in os.environ.items() if k_ not in ("PYTHONPATH",)} | {"MLFLOW_TRACKING_URI": uri}
+    proc = subprocess.run([sys.executable, "-c", LOAD_ELSEWHERE, model_uri, json.dumps(features)], cwd=elsewhere,
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert len(set(result["slates"][0])) == k
+    assert "components/__init__.py" in result["code"] and "/code/" in result["code"], result["code"]
 
 
 def test_registry_round_trip_on_sqlite(tmp_path, monkeypatch, tiny_sft, tiny_reward_model):
@@ -86,8 +135,6 @@ def test_registry_round_trip_on_sqlite(tmp_path, monkeypatch, tiny_sft, tiny_rew
 
 
 def test_nothing_moves_when_the_evaluation_did_not_run(tmp_path, tiny_sft, tiny_reward_model):
-    from components.errors import EncoreError
-
     params = tiny_params(tracking__uri=f"sqlite:///{tmp_path}/mlflow.db")
     with pytest.raises(EncoreError, match="evaluate stage must run"):
         run(params, tiny_sft[0], tiny_reward_model[0], tmp_path / "missing", tmp_path)

@@ -7,10 +7,11 @@ import polars as pl
 import pytest
 
 from components import contract
-from components.features.lookup import FeatureLookup
-from components.reward_model import RewardModel
-from components.reward_model.core import CURVE_CSV, EXAMPLE, run
-from components.reward_model.tokens import DERIVED
+from components.featurestore.lookup import FeatureLookup
+from components.reward.model import RewardModel
+from components.reward.model import EXAMPLE_FILE as EXAMPLE
+from components.reward_model.core import CURVE_CSV, run
+from components.reward.tokens import DERIVED
 from tests.conftest import TINY_REWARD, tiny_params
 
 

@@ -13,8 +13,8 @@ import pytest
 from scipy.stats import spearmanr
 
 from components.params import load_params
-from components.reward_model import RewardModel
-from components.reward_model import data as D
+from components.reward.model import RewardModel
+from components.reward import examples as D
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow
@@ -25,7 +25,7 @@ def default_world(tmp_path_factory):
     from components.features.core import run as features
     from components.label.core import run as label
     from components.reward_model.core import run as reward_model
-    from components.simulate.core import run as simulate
+    from components.raw_logs.simulate import simulate
 
     root = tmp_path_factory.mktemp("default_world")
     params = load_params(REPO / "params.yaml", {"tracking.enabled": False, "reward_model.max_train_examples": 60_000})

@@ -1,12 +1,16 @@
-"""The committed KFP spec is fresh, and the KFP DAG mirrors the DVC DAG stage for stage."""
+"""The committed KFP spec is fresh, the KFP DAG mirrors the DVC DAG stage for stage, and each
+task receives only the params sections its stage reads."""
 
 from __future__ import annotations
 
+import importlib
+import re
 import subprocess
 import sys
 
 import yaml
 
+from components.params import RUNTIME_SECTIONS
 from pipelines.compile import COMPILED_DIR, stale_files
 from tests.conftest import REPO
 
@@ -15,9 +19,8 @@ def _dvc_stages() -> dict:
     return yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
 
 
-# KFP-only tasks and why: the gate's Else branch registers the challenger without moving the
-# champion; DVC's single `register` stage does both paths in one step.
-KFP_ONLY = {"register_hold"}
+def _spec() -> dict:
+    return next(yaml.safe_load_all((COMPILED_DIR / "encore_training.yaml").read_text()))
 
 
 def _kfp_tasks() -> dict:
@@ -26,7 +29,7 @@ def _kfp_tasks() -> dict:
     Tasks inside dsl.If/Else live in nested DAG components; a nested task also waits for
     whatever its enclosing condition task waits for.
     """
-    spec = next(yaml.safe_load_all((COMPILED_DIR / "encore_training.yaml").read_text()))
+    spec = _spec()
     leaves: dict = {}
 
     def walk(tasks: dict, inherited: set[str], display: dict) -> None:
@@ -58,9 +61,7 @@ def test_check_flag_fails_on_a_stale_spec(tmp_path):
 
 
 def test_every_dvc_stage_has_a_matching_kfp_task():
-    dvc, kfp = set(_dvc_stages()), set(_kfp_tasks())
-    assert dvc <= kfp, f"DVC stages without a KFP task: {dvc - kfp}"
-    assert kfp - dvc <= KFP_ONLY, f"unexplained KFP-only tasks: {kfp - dvc - KFP_ONLY}"
+    assert set(_dvc_stages()) == set(_kfp_tasks())
 
 
 def _produced(spec: dict) -> list[str]:
@@ -85,6 +86,48 @@ def test_kfp_tasks_follow_the_dvc_dependencies():
 
 
 def test_components_run_in_a_pinned_image():
-    spec = next(yaml.safe_load_all((COMPILED_DIR / "encore_training.yaml").read_text()))
+    spec = _spec()
     images = {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()}
     assert images and all(not i.endswith(":latest") and ":" in i for i in images), images
+
+
+def _sections_read(task: dict) -> set[str]:
+    """Pipeline parameters (= params sections) a task consumes."""
+    params = task.get("inputs", {}).get("parameters", {})
+    return {p["componentInputParameter"] for p in params.values() if "componentInputParameter" in p}
+
+
+def test_the_spec_does_not_embed_params_yaml():
+    inputs = _spec()["root"]["inputDefinitions"]["parameters"]
+    assert set(inputs) == set(RUNTIME_SECTIONS)
+    assert not any("defaultValue" in p for p in inputs.values()), "run arguments, not compiled defaults"
+
+
+def test_each_task_receives_exactly_the_sections_its_stage_declares():
+    stages = _dvc_stages()
+    for name, task in _kfp_tasks().items():
+        module = re.search(r"-m (components\.\w+)", stages[name]["cmd"]).group(1)
+        declared = set(importlib.import_module(module).SECTIONS) | {"tracking"}
+        assert _sections_read(task) == declared, name
+
+
+def test_editing_rlhf_params_keeps_every_upstream_task_cached():
+    """A task's cache key is its inputs: the rlhf_policy section reaches only the RL tasks and
+    what consumes their models (register); everything upstream keeps its inputs, so its cache."""
+    tasks = _kfp_tasks()
+    readers = {name for name, task in tasks.items() if "rlhf_policy" in _sections_read(task)}
+    assert readers == {"rlhf_policy", "rlhf_policy_click", "register"}
+    downstream_of_rl = {name for name, task in tasks.items() if {"rlhf_policy", "rlhf_policy_click"} & set(task["dependentTasks"])}
+    assert readers - {"rlhf_policy", "rlhf_policy_click"} <= downstream_of_rl
+    upstream = {"simulate", "validate", "features", "label", "reward_model", "reward_model_click", "sft_policy"}
+    assert upstream <= set(tasks) and not upstream & readers
+
+
+def test_one_register_task_consumes_the_gate_as_a_typed_input():
+    tasks = _kfp_tasks()
+    assert [name for name in tasks if name.startswith("register")] == ["register"]
+    promote = tasks["register"]["inputs"]["parameters"]["promote"]["taskOutputParameter"]
+    assert promote["outputParameterKey"] == "promote"
+    spec = _spec()
+    evaluate = spec["components"][spec["root"]["dag"]["tasks"][promote["producerTask"]]["componentRef"]["name"]]
+    assert evaluate["outputDefinitions"]["parameters"]["promote"]["parameterType"] == "BOOLEAN"

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from components.params import RUNTIME_SECTIONS
 from tests.conftest import REPO
 from tests.pipelines.helpers import tiny_params_dict, write_tiny_params
 
@@ -24,13 +25,14 @@ def test_kfp_local_run_covers_the_dag(tmp_path, monkeypatch):
 
     monkeypatch.chdir(tmp_path)
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "root"))
-    training(params=tiny_params_dict(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db"))
+    params = tiny_params_dict(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+    training(**{section: params[section] for section in RUNTIME_SECTIONS})
     root = tmp_path / "root"
     reports = list(root.rglob("report"))
     assert reports and "<html" in reports[0].read_text().lower()
     raw = [p for p in root.rglob("raw_logs") if p.is_dir()]
     assert raw and (raw[0] / "impressions.parquet").exists()
-    features = [p for p in root.rglob("features") if (p / "train_frame.parquet").exists()]
+    features = [p for p in root.rglob("feature_store") if (p / "train_frame.parquet").exists()]
     assert features and (features[0] / "feast" / "registry.db").exists()
     assert list(root.rglob("labels/labels.parquet"))
     gate = json.loads(next(root.rglob("evaluation/gate.json")).read_text())
@@ -87,6 +89,14 @@ def test_dvc_repro_runs_the_dag_then_is_a_no_op(tmp_path):
     second = _dvc(ws, "repro")
     assert second.returncode == 0, second.stdout + second.stderr
     assert "Running stage" not in second.stdout, second.stdout
+
+    # a one-line change in the world's A/B runner makes evaluate (and only what imports it) stale
+    ab = ws / "components" / "world" / "ab.py"
+    ab.write_text(ab.read_text() + "# a one-line change\n")
+    status = _dvc(ws, "status")
+    assert "evaluate:" in status.stdout and "components/world" in status.stdout, status.stdout
+    assert "features:" not in status.stdout and "label:" not in status.stdout, status.stdout
+    ab.write_text(ab.read_text().removesuffix("# a one-line change\n"))
 
     # a parameter of the validate section re-runs only validate
     params = (ws / "params.yaml").read_text().replace("max_slate_size: 50", "max_slate_size: 40")

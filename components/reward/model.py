@@ -16,9 +16,10 @@ import polars as pl
 import torch
 
 from components.params import TransformerParams
-from components.reward_model.tokens import PAD, Encoder
+from components.reward.tokens import PAD, Encoder
 
 META_FILE = "reward_model.json"
+EXAMPLE_FILE = "example.parquet"  # a few input rows saved with the model: the MLflow signature and a usage example
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-LOOKUP_TABLE_MAX = 200_000_000  # id-space size up to which a dense lookup table is used
+from components.logs import LOOKUP_TABLE_MAX, dense_ids
 
 
 @dataclass(frozen=True)
@@ -32,23 +32,6 @@ class Horizons:
     artist_return_min_days: int = 2
     retention: int = 28  # retained_28d / active_days_28d
     retention_window: int = 7  # retained = active in (t+28-7, t+28]
-
-
-def day_index(ts: pl.Series, window_start) -> np.ndarray:
-    """Whole UTC days since ``window_start`` (int32)."""
-    start = pl.Series([window_start]).cast(ts.dtype)[0]
-    return ((ts - start).dt.total_days()).to_numpy().astype(np.int32)
-
-
-def dense_ids(*columns: np.ndarray) -> list[np.ndarray]:
-    """Map ids (shared across the given arrays) to 0..n-1; ids already dense are kept as is."""
-    lo = min((int(c.min()) for c in columns if len(c)), default=0)
-    hi = max((int(c.max()) for c in columns if len(c)), default=0)
-    total = sum(len(c) for c in columns)
-    if lo >= 0 and hi < max(4 * total, 1024) and hi < LOOKUP_TABLE_MAX:
-        return [c.astype(np.int64, copy=False) for c in columns]
-    uniq = np.unique(np.concatenate(columns))
-    return [np.searchsorted(uniq, c) for c in columns]
 
 
 def _cumulate(daily: np.ndarray) -> np.ndarray:

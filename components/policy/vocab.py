@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from components.buckets import bucket_of, quantile_edges
+
 SPECIALS = ["[PAD]", "[BOS]", "[EOS]", "[SEP]", "[EMPTY]", "[UNK]"]
 VOCAB_FILE = "item_vocab.json"
 
@@ -51,10 +53,8 @@ class ItemVocab:
     def fit(cls, snapshots: pl.DataFrame, features: list[str], track_ids: list[int], history_length: int,
             slate_size: int, n_buckets: int) -> "ItemVocab":
         v = cls(sorted(track_ids), list(features), history_length, slate_size)
-        qs = np.linspace(0, 1, n_buckets + 1)[1:-1]
         for f in features:
-            values = snapshots[f].drop_nulls().cast(pl.Float64).to_numpy()
-            v.edges[f] = np.unique(np.quantile(values, qs)).tolist() if len(values) else []
+            v.edges[f] = quantile_edges(snapshots[f].drop_nulls().cast(pl.Float64).to_numpy(), n_buckets)
         return v
 
     def new_tokenizer(self, base_vocab: dict[str, int] | None = None):
@@ -123,7 +123,7 @@ class ItemVocab:
         out[:, 0] = self.id("[BOS]")
         for j, f in enumerate(self.features):
             values = features[f].cast(pl.Float64).fill_null(np.nan).to_numpy()
-            bucket = np.searchsorted(np.asarray(self.edges[f]), values, side="right")
+            bucket = bucket_of(values, self.edges[f])
             ids = np.array([self.id(f"{f}={b}") for b in range(len(self.edges[f]) + 1)])
             out[:, 1 + j] = np.where(np.isnan(values), self.id(f"{f}=null"), ids[np.minimum(bucket, len(ids) - 1)])
         hist = histories[:, -H:] if histories.shape[1] >= H else np.pad(histories, ((0, 0), (H - histories.shape[1], 0)), constant_values=-1)

@@ -1,4 +1,8 @@
-"""Thin helpers over MLflow's model registry (aliases, lineage tags, finding versions)."""
+"""Thin helpers over MLflow's model registry (aliases, lineage tags, finding versions).
+
+The one place Encore talks to the registry: ``evaluate`` asks it for the champion to
+compare against, ``register`` records versions and moves aliases.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,8 @@ from pathlib import Path
 FINGERPRINT_TAG = "encore.fingerprint"
 
 
-def client(uri: str):
+def connect(uri: str):
+    """An MlflowClient on ``uri`` (tracking and registry), also made the process default."""
     import mlflow
     from mlflow import MlflowClient
 

@@ -57,7 +57,7 @@ def _copy_table(table: contract.Table, src: Path, dst: Path) -> tuple[int, datet
     return rows, lo, hi
 
 
-def run(params: Params, logs_dir: Path, raw_dir: Path, world_dir: Path, progress: bool = True) -> dict[str, float]:
+def ingest(params: Params, logs_dir: Path, raw_dir: Path, world_dir: Path, progress: bool = True) -> dict[str, float]:
     """Ingest ``logs_dir`` into ``raw_dir``; write the no-truth note into ``world_dir``."""
     logs_dir = Path(logs_dir)
     if not logs_dir.is_dir():

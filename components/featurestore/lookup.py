@@ -8,14 +8,14 @@ latest row per entity within its TTL, as of a time) from the feature sources dir
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
-from components.features.definitions import SOURCE_FILES
-from components.features.store import add_request_features
+from components.featurestore.definitions import SOURCE_FILES, SOURCES_DIR, VIEW_KEYS, view_ttl
+from components.featurestore.store import add_request_features
 from components.params import FeaturesParams
 
 
@@ -27,18 +27,14 @@ class FeatureLookup:
 
     @classmethod
     def from_sources(cls, features_dir: Path, fp: FeaturesParams, tracks: pl.DataFrame, as_of: datetime | None = None) -> "FeatureLookup":
-        src = Path(features_dir) / "sources"
+        src = Path(features_dir) / SOURCES_DIR
         frames = {name: pl.read_parquet(src / f) for name, f in SOURCE_FILES.items()}
         as_of = as_of or max(f["event_timestamp"].max() for f in frames.values())
-        ttl = {
-            "user_activity": timedelta(days=fp.snapshot_ttl_days), "track_stats": timedelta(days=fp.snapshot_ttl_days),
-            "user_artist": timedelta(days=fp.user_artist_ttl_days), "user_history": timedelta(days=fp.user_artist_ttl_days),
-        }
-        keys = {"user_activity": ["user_id"], "track_stats": ["track_id"], "user_artist": ["user_id", "artist_id"], "user_history": ["user_id"]}
         views = {}
         for name, frame in frames.items():
-            fresh = frame.filter((pl.col("event_timestamp") <= as_of) & (pl.col("event_timestamp") >= as_of - ttl[name]))
-            views[name] = fresh.sort("event_timestamp").group_by(keys[name]).last().drop("event_timestamp")
+            oldest = as_of - view_ttl(name, fp)
+            fresh = frame.filter((pl.col("event_timestamp") <= as_of) & (pl.col("event_timestamp") >= oldest))
+            views[name] = fresh.sort("event_timestamp").group_by(VIEW_KEYS[name]).last().drop("event_timestamp")
         return cls(views, tracks, as_of)
 
     def users(self) -> pl.DataFrame:

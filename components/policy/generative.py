@@ -7,20 +7,13 @@ lookup, i.e. the online store's values).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import polars as pl
 
-from components.features.lookup import FeatureLookup
-from components.sft_policy.generate import generate_slates, slot_probabilities
-from components.sft_policy.vocab import ItemVocab
-
-
-@dataclass(frozen=True)
-class GeneratedSlates:
-    tracks: np.ndarray  # (n, k)
-    propensities: np.ndarray | None = None
+from components.featurestore.lookup import FeatureLookup
+from components.policy.decoding import generate_slates, slot_probabilities
+from components.policy.vocab import ItemVocab
+from components.protocol import Contexts, Slates
 
 
 class GenerativePolicy:
@@ -30,18 +23,17 @@ class GenerativePolicy:
                  sample: bool = True, temperature: float = 1.0):
         self.model, self.vocab, self.policy_id = model, vocab, policy_id
         self.seed, self.sample, self.temperature = seed, sample, temperature
-        activity = lookup.views["user_activity"].select("user_id", *vocab.features)
-        self._features = activity
+        self._features = lookup.views["user_activity"].select("user_id", *vocab.features)
 
     def prompts(self, user_ids: np.ndarray, histories: np.ndarray) -> np.ndarray:
         rows = pl.DataFrame({"user_id": np.asarray(user_ids, dtype=np.int64)})
         features = rows.join(self._features, on="user_id", how="left", maintain_order="left")
         return self.vocab.prompts(features.select(self.vocab.features), histories)
 
-    def recommend(self, contexts) -> GeneratedSlates:
+    def recommend(self, contexts: Contexts) -> Slates:
         prompts = self.prompts(contexts.user_ids, contexts.history)
         seed = self.seed * 100_003 + int(contexts.day)
-        return GeneratedSlates(generate_slates(self.model, self.vocab, prompts, self.sample, seed, self.temperature))
+        return Slates(generate_slates(self.model, self.vocab, prompts, self.sample, seed, self.temperature))
 
     def slot_probabilities(self, user_ids: np.ndarray, histories: np.ndarray, slates: np.ndarray) -> np.ndarray:
         """(n, k) per-slot probabilities of given slates under this policy (temperature 1)."""

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 import numpy as np
 import polars as pl
 
-from components.features.sources import snapshot_ts
-from components.label.signals import day_index
+from components import contract
+from components.featurestore.definitions import SOURCE_FILES, SOURCES_DIR
+from components.logs import day_index, snapshot_ts, window
+from components.params import SFTParams
 
 
 @dataclass(frozen=True)
@@ -77,3 +80,25 @@ def _first_new(ahead: np.ndarray, history: np.ndarray, k: int) -> tuple[np.ndarr
 def split_users(user_id: np.ndarray, fraction: float, seed: int) -> np.ndarray:
     """True for held-out listeners (a stable hash of the id)."""
     return ((user_id * 2_654_435_761 + seed * 7919) % 10_000) < int(fraction * 10_000)
+
+
+def load_sequences(sp: SFTParams, raw_dir: Path, features_dir: Path) -> tuple[Sequences, np.ndarray, datetime]:
+    """(every listening sequence in the logs, the catalogue's track ids, the log start)."""
+    start, _ = window(raw_dir)
+    plays = pl.from_arrow(contract.read(raw_dir, "plays", ["user_id", "ts", "track_id"]))
+    activity = pl.read_parquet(Path(features_dir) / SOURCES_DIR / SOURCE_FILES["user_activity"])
+    tracks = contract.read(raw_dir, "tracks", ["track_id"])["track_id"].to_numpy()
+    return listening_sequences(plays, activity, sp.prompt_features, start, sp.history_length, sp.slate_size), tracks, start
+
+
+def split(seqs: Sequences, sp: SFTParams) -> tuple[Sequences, Sequences, int]:
+    """Train: other listeners, earlier days. Test: held-out listeners, later days (also what
+    evaluation ranks on, so no policy is scored on sequences it imitated)."""
+    held_out = split_users(seqs.user_id, sp.test_user_fraction, sp.seed)
+    split_day = int(np.quantile(seqs.day, 0.7))
+    train_rows = np.flatnonzero(~held_out & (seqs.day < split_day))
+    test_rows = np.flatnonzero(held_out & (seqs.day >= split_day))
+    rng = np.random.default_rng(sp.seed)
+    if len(train_rows) > sp.max_train_sequences:
+        train_rows = np.sort(rng.choice(train_rows, sp.max_train_sequences, replace=False))
+    return seqs.take(train_rows), seqs.take(test_rows), split_day

@@ -7,41 +7,38 @@ recent last); output: one list of k track ids per row (greedy, constrained decod
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 import polars as pl
 
-PIP_REQUIREMENTS = ["torch==2.13.0", "transformers==5.24.0", "polars>=2.1,<3", "tokenizers>=0.23,<0.24"]
-
 
 class PolicyPyfunc(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
-        from components.sft_policy.core import load
+        from components.policy.model import load
 
         self.model, _, self.vocab = load(context.artifacts["policy"])
 
     def predict(self, context, model_input: pd.DataFrame, params=None):
+        from components.policy.decoding import generate_slates
         from components.sequences import right_aligned
-        from components.sft_policy.generate import generate_slates
 
         frame = pl.from_pandas(model_input)
         prompts = self.vocab.prompts(frame.select(self.vocab.features), right_aligned(frame["history"], self.vocab.history_length))
         return generate_slates(self.model, self.vocab, prompts, sample=False).tolist()
 
 
-def log_policy(policy_dir: Path, name: str) -> None:
-    """Log ``policy_dir`` as a pyfunc model in the active run, with a signature from an example."""
+def log_policy(policy_dir: Path, name: str) -> Any:
+    """Log ``policy_dir`` as a pyfunc model in the active run (signature from an example); the ModelInfo."""
     from mlflow.models import infer_signature
 
-    from components.sft_policy.vocab import ItemVocab
+    from components.mlflow_model import log_pyfunc
+    from components.policy.vocab import ItemVocab
 
     vocab = ItemVocab.load(policy_dir)
     example = pd.DataFrame({**{f: [1.0, 3.0] for f in vocab.features},
                             "history": [vocab.track_ids[:5], vocab.track_ids[5:12]]})
     slates = np.array([vocab.track_ids[20 : 20 + vocab.slate_size]] * 2)
-    mlflow.pyfunc.log_model(
-        name=name, python_model=PolicyPyfunc(), artifacts={"policy": str(policy_dir)},
-        signature=infer_signature(example, slates), input_example=example, pip_requirements=PIP_REQUIREMENTS,
-    )
+    return log_pyfunc(name, PolicyPyfunc(), {"policy": str(policy_dir)}, infer_signature(example, slates), example)

@@ -2,6 +2,9 @@
 
 Default: a small GPT-2 built from config. With ``base_model`` a local Hugging Face causal-LM
 checkpoint is loaded instead and its embeddings are extended with the item and prompt tokens.
+
+A saved policy (SFT or RL) is one folder: the model (``save_pretrained``), its tokenizer,
+``item_vocab.json`` and the training ``curve.csv``; :func:`load` reads it back.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import torch
 
 from components.errors import ParamsError
 from components.params import CausalLMParams
-from components.sft_policy.vocab import ItemVocab
+from components.policy.vocab import ItemVocab
 
 
 def build(vocab: ItemVocab, mp: CausalLMParams, base_model: str, seed: int):
@@ -44,3 +47,18 @@ def build(vocab: ItemVocab, mp: CausalLMParams, base_model: str, seed: int):
     model.config.bos_token_id = tokenizer.bos_token_id
     model.config.eos_token_id = tokenizer.eos_token_id
     return model, tokenizer
+
+
+CURVE_CSV = "curve.csv"  # the training curve saved beside every policy (DVC plots, the report)
+
+
+def load(path: Path, device: str | None = None):
+    """(model, tokenizer, vocab) of a saved policy (SFT or RL), on the GPU when there is one."""
+    from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
+
+    path = Path(path)
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(path)
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = AutoModelForCausalLM.from_pretrained(path).to(device).eval()
+    return model, tokenizer, ItemVocab.load(path).bind(tokenizer)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from components.sft_policy.vocab import ItemVocab
+from components.policy.vocab import ItemVocab
 
 
 def generation_kwargs(vocab: ItemVocab) -> dict:

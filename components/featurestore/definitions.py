@@ -2,7 +2,11 @@
 
 Built by a function so that the same definitions serve ``feature_repo/`` (``feast apply``
 from the command line) and the ``features`` stage (which points the sources at its own
-output folder: a DVC workspace or a KFP artifact).
+output folder: a DVC workspace or a KFP artifact). The views' keys and TTLs are defined here
+once; the in-memory lookup and the training-frame join read them from here.
+
+The features stage's output folder: ``sources/<view>.parquet`` (the batch sources),
+``feast/`` (registry, SQLite online store) and ``train_frame.parquet``.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ from typing import Any
 
 from components.params import FeaturesParams
 
+TRAIN_FRAME = "train_frame.parquet"
+SOURCES_DIR = "sources"
 SOURCE_FILES = {
     "user_activity": "user_activity.parquet",
     "track_stats": "track_stats.parquet",
@@ -43,6 +49,14 @@ def track_stats_fields(fp: FeaturesParams) -> dict[str, str]:
 
 
 USER_ARTIST_FIELDS = {"ua_plays": "int", "ua_days_played": "int", "ua_last_play_epoch_day": "int"}
+VIEW_KEYS = {"user_activity": ["user_id"], "track_stats": ["track_id"], "user_artist": ["user_id", "artist_id"],
+             "user_history": ["user_id"]}
+
+
+def view_ttl(view: str, fp: FeaturesParams) -> timedelta:
+    """How long a view's latest row stays valid: daily snapshots expire fast, sparse views slowly."""
+    days = fp.snapshot_ttl_days if view in ("user_activity", "track_stats") else fp.user_artist_ttl_days
+    return timedelta(days=days)
 
 
 def feast_objects(source_dir: Path, fp: FeaturesParams) -> dict[str, Any]:
@@ -62,25 +76,23 @@ def feast_objects(source_dir: Path, fp: FeaturesParams) -> dict[str, Any]:
     user = Entity(name="user", join_keys=["user_id"], value_type=ValueType.INT64, description="a listener")
     track = Entity(name="track", join_keys=["track_id"], value_type=ValueType.INT64, description="a track")
     artist = Entity(name="artist", join_keys=["artist_id"], value_type=ValueType.INT64, description="an artist")
-    snapshot_ttl = timedelta(days=fp.snapshot_ttl_days)
-
     user_activity = FeatureView(
-        name="user_activity", entities=[user], ttl=snapshot_ttl, source=source("user_activity"),
+        name="user_activity", entities=[user], ttl=view_ttl("user_activity", fp), source=source("user_activity"),
         schema=fields(user_activity_fields(fp)) + [Field(name=f"u_genre_mix_{fp.long_window_days}d", dtype=Array(Float64))],
         description="daily snapshot of a listener's rolling activity and engagement",
     )
     track_stats = FeatureView(
-        name="track_stats", entities=[track], ttl=snapshot_ttl, source=source("track_stats"),
+        name="track_stats", entities=[track], ttl=view_ttl("track_stats", fp), source=source("track_stats"),
         schema=fields(track_stats_fields(fp)),
         description="daily snapshot of a track's rolling engagement, popularity and attributes",
     )
     user_artist = FeatureView(
-        name="user_artist", entities=[user, artist], ttl=timedelta(days=fp.user_artist_ttl_days),
+        name="user_artist", entities=[user, artist], ttl=view_ttl("user_artist", fp),
         source=source("user_artist"), schema=fields(USER_ARTIST_FIELDS),
         description="cumulative listening of a listener to an artist (updated on days they played it)",
     )
     user_history = FeatureView(
-        name="user_history", entities=[user], ttl=timedelta(days=fp.user_artist_ttl_days),
+        name="user_history", entities=[user], ttl=view_ttl("user_history", fp),
         source=source("user_history"), schema=[Field(name="recent_tracks", dtype=Array(Int64))],
         description=f"the listener's last {fp.history_length} track ids, oldest first",
     )

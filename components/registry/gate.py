@@ -5,13 +5,23 @@ bootstrap on the same held-out logged slates) is above ``min_lift_lower_bound``,
 guardrails hold: estimated skip rate, intra-slate genre diversity, the RL policy's KL to its
 reference. With no champion yet, the first model must beat the logging policy by
 ``first_min_value_vs_logging`` (lower bound) — the absolute floor. Every reason is recorded.
+
+``evaluate`` measures and decides (:func:`decide`), writing ``gate.json`` beside its report
+(:func:`write_decision`); ``register`` acts on it (:func:`read_decision`). In Kubeflow the
+decision also travels as the evaluate task's typed ``promote`` output into the one register
+task, which refuses to run if the two disagree.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
+from components.errors import EncoreError
 from components.params import RegisterParams
+
+GATE_FILE = "gate.json"
 
 
 @dataclass
@@ -50,3 +60,16 @@ def decide(rp: RegisterParams, lift: tuple[float, float, float], baseline: str, 
     reasons = [("PASS " if c["ok"] else "FAIL ") + c["why"] for c in checks.values()]
     return Decision(promote=all(c["ok"] for c in checks.values()), baseline=baseline, lift=est, lift_low=low,
                     lift_high=high, reasons=reasons, guardrails=checks)
+
+
+def write_decision(report_dir: Path, decision: Decision) -> None:
+    """``gate.json`` in the (temporary) report folder the evaluate stage is writing."""
+    (Path(report_dir) / GATE_FILE).write_text(json.dumps(decision.as_dict(), indent=2, default=float))
+
+
+def read_decision(evaluation_dir: Path) -> dict:
+    """The decision evaluate recorded: ``gate`` ('promote' | 'hold'), ``promote``, ``reasons``, ..."""
+    path = Path(evaluation_dir) / GATE_FILE
+    if not path.exists():
+        raise EncoreError(f"{path}: no gate decision; the evaluate stage must run (and succeed) first.")
+    return json.loads(path.read_text())

@@ -2,6 +2,8 @@
 
 Test users are held out entirely (no user is in both splits) and the test period comes
 after the training period, so the metrics are a forecast for unseen listeners, later.
+Evaluation holds out the same listeners and period (:func:`held_out_users`, :func:`split_day`),
+so its off-policy estimates never score slates the reward model trained on.
 """
 
 from __future__ import annotations
@@ -12,10 +14,14 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from components.features.core import TRAIN_FRAME
-from components.features.definitions import USER_ARTIST_FIELDS, track_stats_fields, user_activity_fields
-from components.label.core import LABELS_FILE
+from components.featurestore.definitions import (
+    TRAIN_FRAME,
+    USER_ARTIST_FIELDS,
+    track_stats_fields,
+    user_activity_fields,
+)
 from components.params import FeaturesParams, RewardModelParams
+from components.reward.labels import LABELS_FILE
 
 LABEL_COLUMNS = ["streamed", "skipped", "saved", "artist_return_14d", "reward", "day"]
 
@@ -53,13 +59,22 @@ class Split:
     split_day: int
 
 
+def held_out_users(rp: RewardModelParams) -> pl.Expr:
+    """True for the listeners the reward model never trains on (a stable hash of the id)."""
+    return ((pl.col("user_id") * 2_654_435_761 + rp.seed) % 10_000) < int(rp.test_user_fraction * 10_000)
+
+
+def split_day(days: pl.Series, rp: RewardModelParams) -> int:
+    """First day of the held-out period: ``split_day_fraction`` of the way through ``days``."""
+    return int(days.min() + rp.split_day_fraction * (days.max() - days.min()))
+
+
 def split(frame: pl.DataFrame, rp: RewardModelParams) -> Split:
     """Held-out users x later period; each side subsampled (seeded) to its cap."""
-    is_test_user = ((pl.col("user_id") * 2_654_435_761 + rp.seed) % 10_000) < int(rp.test_user_fraction * 10_000)
-    days = frame["day"]
-    split_day = int(days.min() + rp.split_day_fraction * (days.max() - days.min()))
-    train = frame.filter(~is_test_user & (pl.col("day") < split_day))
-    test = frame.filter(is_test_user & (pl.col("day") >= split_day))
+    is_test_user = held_out_users(rp)
+    first_test_day = split_day(frame["day"], rp)
+    train = frame.filter(~is_test_user & (pl.col("day") < first_test_day))
+    test = frame.filter(is_test_user & (pl.col("day") >= first_test_day))
     if train.height == 0 or test.height == 0:
         raise ValueError(f"empty split (train {train.height}, test {test.height} rows): the log is too short or too small")
     if train.height > rp.max_train_examples:
@@ -69,7 +84,7 @@ def split(frame: pl.DataFrame, rp: RewardModelParams) -> Split:
         sessions = test["session_id"].unique().sort()
         keep = sessions.sample(max(1, int(len(sessions) * rp.max_test_examples / test.height)), seed=rp.seed)
         test = test.filter(pl.col("session_id").is_in(keep.implode()))
-    return Split(train=train, test=test, split_day=split_day)
+    return Split(train=train, test=test, split_day=first_test_day)
 
 
 def preference_pairs(frame: pl.DataFrame, target: str, max_pairs: int, seed: int) -> pl.DataFrame:

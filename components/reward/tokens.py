@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from components.buckets import bucket_of, quantile_edges
 from components.sequences import right_aligned
 
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[HIST]", "[CAND]"]
@@ -109,12 +110,9 @@ class Encoder:
         )
         enc.attach_catalogue(tracks)
         enc.artist_embedding = enc._fit_artist_embedding(right_aligned(frame["recent_tracks"], history_length)).tolist()
-        qs = np.linspace(0, 1, n_buckets + 1)[1:-1]
         frame = frame.with_columns(**enc.derived(frame))
         for f in enc.bucketed:
-            values = frame[f].drop_nulls().cast(pl.Float64).to_numpy()
-            edges = np.unique(np.quantile(values, qs)) if len(values) else np.array([])
-            enc.edges[f] = edges.tolist()
+            enc.edges[f] = quantile_edges(frame[f].drop_nulls().cast(pl.Float64).to_numpy(), n_buckets)
         return enc
 
     # ------------------------------------------------------------------ encoding
@@ -129,8 +127,7 @@ class Encoder:
     def _bucket(self, frame: pl.DataFrame, f: str, base: int) -> np.ndarray:
         col = frame[f]
         values = col.cast(pl.Float64).fill_null(np.nan).to_numpy()
-        bucket = np.searchsorted(np.asarray(self.edges[f]), values, side="right")
-        return np.where(np.isnan(values), base + len(self.edges[f]) + 1, base + bucket)
+        return np.where(np.isnan(values), base + len(self.edges[f]) + 1, base + bucket_of(values, self.edges[f]))
 
     def encode(self, frame: pl.DataFrame) -> np.ndarray:
         """(rows, sequence_length) int64 token ids. ``frame`` needs the feature columns,

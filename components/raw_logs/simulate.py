@@ -22,7 +22,7 @@ from components.world import LoggingPolicy, World, save_world
 from components.world.logs import RawLogWriter, day_start, tracks_table, users_table
 
 
-def run(params: Params, raw_dir: Path, world_dir: Path, progress: bool = True) -> dict[str, float]:
+def simulate(params: Params, raw_dir: Path, world_dir: Path, progress: bool = True) -> dict[str, float]:
     """Simulate ``warmup_days`` unlogged then ``days`` logged days; return summary metrics."""
     P = params.simulate
     started = time.perf_counter()

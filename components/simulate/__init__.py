@@ -1,1 +1,0 @@
-"""Stage ``simulate``: run the listening world under the logging policy; write raw logs and the truth."""
