@@ -30,7 +30,9 @@ app = typer.Typer(add_completion=False, help=__doc__, pretty_exceptions_enable=F
 def _require(paths: list[Path]) -> None:
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
-        raise typer.BadParameter(f"missing {', '.join(missing)}: run `make repro` (or `dvc repro rlhf_policy`) first")
+        raise typer.BadParameter(
+            f"missing {', '.join(missing)}: run `make repro` (or `dvc repro rlhf_policy`) first"
+        )
 
 
 @app.command()
@@ -51,10 +53,10 @@ def main(
     from components import contract
     from components.featurestore.lookup import FeatureLookup
     from components.params import load_params
+    from components.policy.decoding import generate_slates
+    from components.policy.model import load as load_policy
     from components.rlhf_policy.core import run as run_rl
     from components.sequences import right_aligned
-    from components.policy.model import load as load_policy
-    from components.policy.decoding import generate_slates
 
     _require([raw_dir, features_dir, sft_dir, reward_dir])
     p = load_params(params)
@@ -63,15 +65,26 @@ def main(
 
     with tempfile.TemporaryDirectory() as scratch:
         s = Path(scratch)
-        rl = run_rl(p, raw_dir, features_dir, sft_dir, reward_dir, s / "policy", s / "checkpoints",
-                    world_dir=None, progress=True)
+        rl = run_rl(
+            p,
+            raw_dir,
+            features_dir,
+            sft_dir,
+            reward_dir,
+            s / "policy",
+            s / "checkpoints",
+            world_dir=None,
+            progress=True,
+        )
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model, _, vocab = load_policy(sft_dir)
     model.to(device)
     tracks = pl.from_arrow(contract.read(raw_dir, "tracks", ["track_id", "artist_id"]))
     users = FeatureLookup.from_sources(features_dir, p.features, tracks).users()
-    prompts = vocab.prompts(users.select(vocab.features), right_aligned(users["recent_tracks"], vocab.history_length))
+    prompts = vocab.prompts(
+        users.select(vocab.features), right_aligned(users["recent_tracks"], vocab.history_length)
+    )
     prompts = prompts[np.arange(serve_prompts) % len(prompts)]
     generate_slates(model, vocab, prompts[:512], sample=False)  # warm-up
     t = time.perf_counter()

@@ -24,7 +24,9 @@ app = typer.Typer(add_completion=False, help=__doc__, pretty_exceptions_enable=F
 def main(
     train_examples: int = typer.Option(20_000, help="rows for the timed training epoch"),
     score_examples: int = typer.Option(100_000, help="rows for the timed scoring pass"),
-    params: Path = typer.Option(Path("params.yaml"), help="params file (reward_model, features, catalogue sizes)"),
+    params: Path = typer.Option(
+        Path("params.yaml"), help="params file (reward_model, features, catalogue sizes)"
+    ),
     out: Path = typer.Option(Path("benchmarks/results/reward_model_throughput.json"), help="result file"),
 ) -> None:
     import torch
@@ -38,9 +40,15 @@ def main(
     p = load_params(params)
     rp, cat = p.reward_model, p.simulate.catalogue
     user_f, cand_f = feature_lists(p.features)
-    encoder = Encoder(user_features=user_f, candidate_features=cand_f, track_ids=list(range(cat.n_tracks)),
-                      artist_ids=list(range(cat.n_artists)), genre_ids=list(range(cat.n_genres)),
-                      history_length=rp.history_length, genre_mix=genre_mix_feature(p.features))
+    encoder = Encoder(
+        user_features=user_f,
+        candidate_features=cand_f,
+        track_ids=list(range(cat.n_tracks)),
+        artist_ids=list(range(cat.n_artists)),
+        genre_ids=list(range(cat.n_genres)),
+        history_length=rp.history_length,
+        genre_mix=genre_mix_feature(p.features),
+    )
     encoder.edges = {f: list(np.linspace(0, 1, rp.n_buckets - 1)) for f in encoder.bucketed}
     rng = np.random.default_rng(0)
 

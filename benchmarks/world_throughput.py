@@ -33,7 +33,12 @@ def main(
     from components.world.logs import RawLogWriter
 
     p = load_params(params, {"simulate.users.n_users": n_users, "simulate.days": days}).simulate
-    result: dict = {"n_users": n_users, "days": days, "cpu_count": os.cpu_count(), "machine": platform.machine()}
+    result: dict = {
+        "n_users": n_users,
+        "days": days,
+        "cpu_count": os.cpu_count(),
+        "machine": platform.machine(),
+    }
 
     t = time.perf_counter()
     base = World.create(p)

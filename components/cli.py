@@ -18,13 +18,20 @@ import typer
 from components.errors import EncoreError, ParamsError
 
 PARAMS_HELP = "params.yaml to read (the single source of parameters)"
-SET_HELP = "override one parameter for this run, e.g. --set rlhf_policy.max_steps=50 (repeatable; YAML values)"
+SET_HELP = (
+    "override one parameter for this run, e.g. --set rlhf_policy.max_steps=50 (repeatable; YAML values)"
+)
 
 
 def app(help_text: str) -> typer.Typer:
     """A one-command Typer app with Encore's defaults."""
-    return typer.Typer(add_completion=False, help=help_text, no_args_is_help=False, pretty_exceptions_enable=False,
-                       rich_markup_mode=None)
+    return typer.Typer(
+        add_completion=False,
+        help=help_text,
+        no_args_is_help=False,
+        pretty_exceptions_enable=False,
+        rich_markup_mode=None,
+    )
 
 
 def params_option() -> Path:
@@ -43,7 +50,9 @@ def overrides(assignments: Sequence[str]) -> dict[str, Any]:
     for item in assignments:
         key, sep, value = item.partition("=")
         if not sep or "." not in key:
-            raise ParamsError(f"--set {item!r}: expected SECTION.KEY=VALUE, e.g. --set rlhf_policy.max_steps=50")
+            raise ParamsError(
+                f"--set {item!r}: expected SECTION.KEY=VALUE, e.g. --set rlhf_policy.max_steps=50"
+            )
         out[key.strip()] = yaml.safe_load(value)
     return out
 

@@ -149,8 +149,10 @@ def _compatible(actual: pa.DataType, wanted: pa.DataType) -> bool:
     if pa.types.is_floating(wanted):
         return pa.types.is_floating(actual)
     if pa.types.is_string(wanted):
-        return pa.types.is_string(actual) or pa.types.is_large_string(actual) or (
-            pa.types.is_dictionary(actual) and pa.types.is_string(actual.value_type)
+        return (
+            pa.types.is_string(actual)
+            or pa.types.is_large_string(actual)
+            or (pa.types.is_dictionary(actual) and pa.types.is_string(actual.value_type))
         )
     if pa.types.is_timestamp(wanted):
         return pa.types.is_timestamp(actual) and actual.tz in ("UTC", "+00:00", "Etc/UTC")

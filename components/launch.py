@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+
 from components.paths import project_root
 
 CONFIG_DIR = project_root() / "configs" / "accelerate"

@@ -22,12 +22,19 @@ PIP_REQUIREMENTS = [
 PACKAGE_DIR = Path(__file__).resolve().parent  # the `components` package, shipped as code
 
 
-def log_pyfunc(name: str, python_model: Any, artifacts: dict[str, str], signature: Any, input_example: Any) -> Any:
+def log_pyfunc(
+    name: str, python_model: Any, artifacts: dict[str, str], signature: Any, input_example: Any
+) -> Any:
     """``mlflow.pyfunc.log_model`` with Encore's code and requirements; returns the ModelInfo
     (``model_uri`` is what the registry registers, ``model_id`` what evaluation metrics attach to)."""
     import mlflow.pyfunc
 
     return mlflow.pyfunc.log_model(
-        name=name, python_model=python_model, artifacts=artifacts, signature=signature,
-        input_example=input_example, pip_requirements=PIP_REQUIREMENTS, code_paths=[str(PACKAGE_DIR)],
+        name=name,
+        python_model=python_model,
+        artifacts=artifacts,
+        signature=signature,
+        input_example=input_example,
+        pip_requirements=PIP_REQUIREMENTS,
+        code_paths=[str(PACKAGE_DIR)],
     )

@@ -11,9 +11,9 @@ import copy
 import difflib
 import hashlib
 import json
+from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
-from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 import yaml
@@ -173,7 +173,9 @@ class ABParams(Section):
     confidence: float = Field(
         gt=0, lt=1, description="confidence level of every interval the A/B test reports"
     )
-    lm_decoding: Literal["greedy", "sample"] = Field(description="how generative policies pick slates when served")
+    lm_decoding: Literal["greedy", "sample"] = Field(
+        description="how generative policies pick slates when served"
+    )
     lm_temperature: float = Field(gt=0, description="sampling temperature when lm_decoding is 'sample'")
 
 
@@ -305,10 +307,14 @@ class RewardModelParams(Section):
         description="pointwise regression/BCE, or Bradley-Terry pairs (TRL RewardTrainer)"
     )
     test_user_fraction: float = Field(gt=0, lt=1, description="users held out entirely for testing")
-    split_day_fraction: float = Field(gt=0, lt=1, description="train on days before this share of the labelled days")
+    split_day_fraction: float = Field(
+        gt=0, lt=1, description="train on days before this share of the labelled days"
+    )
     max_train_examples: int = Field(gt=0, description="training impressions (a seeded subsample)")
     max_test_examples: int = Field(gt=0, description="held-out impressions (whole sessions, seeded)")
-    max_pairs: int = Field(gt=0, description="pairwise objective: training pairs (same session, different outcome)")
+    max_pairs: int = Field(
+        gt=0, description="pairwise objective: training pairs (same session, different outcome)"
+    )
     n_buckets: int = Field(gt=1, description="quantile buckets per numeric feature")
     history_length: int = Field(gt=0, description="recent tracks in the context (<= features.history_length)")
     model: TransformerParams
@@ -356,7 +362,9 @@ class RLHFParams(Section):
     temperature: float = Field(gt=0, description="sampling temperature of the RL rollouts")
     checkpoint_every: int = Field(gt=0, description="steps between checkpoints (resume after a kill)")
     n_prompts: int = Field(gt=0, description="listener contexts RL samples its prompts from")
-    invalid_slate_reward: float = Field(description="reward of a slate that breaks the constraints (should never happen)")
+    invalid_slate_reward: float = Field(
+        description="reward of a slate that breaks the constraints (should never happen)"
+    )
 
 
 # --------------------------------------------------------------------------- evaluate / register
@@ -374,9 +382,11 @@ class EvaluateParams(Section):
 class RegisterParams(Section):
     policy_model: str = Field(description="registered model name of the policy")
     reward_model: str = Field(description="registered model name of the reward model")
-    min_lift_lower_bound: float = Field(description="gate: lower CI bound of the DR lift over the champion must exceed this")
+    min_lift_lower_bound: float = Field(
+        description="gate: lower CI bound of the DR lift over the champion must exceed this"
+    )
     first_min_value_vs_logging: float = Field(
-        description="the first champion (no champion yet): its DR value minus the logging policy's must exceed this"
+        description="no champion yet: the first one's DR value minus the logging policy's must exceed this"
     )
     max_skip_rate: float = Field(gt=0, le=1, description="guardrail: estimated skip rate per slot (SNIPS)")
     min_genre_diversity: float = Field(ge=0, le=1, description="guardrail: distinct genres per slate / k")
@@ -473,8 +483,10 @@ class Undeclared:
         if key.startswith("__"):
             raise AttributeError(key)
         raise UndeclaredSectionError(
-            f"stage '{self._stage}' read '{self._section}.{key}' but declares only ({', '.join(self._declared)}): "
-            f"add '{self._section}' to SECTIONS in its package's __init__.py (dvc.yaml's params follow that list)."
+            f"stage '{self._stage}' read '{self._section}.{key}' but declares only "
+            f"({', '.join(self._declared)}): "
+            f"add '{self._section}' to SECTIONS in its package's __init__.py (dvc.yaml's params follow "
+            "that list)."
         )
 
     def __repr__(self) -> str:
@@ -486,9 +498,13 @@ def restrict(params: Params, sections: Sequence[str], stage: str) -> Params:
     declared = tuple(dict.fromkeys([*sections, *ALWAYS_READ]))
     unknown = [s for s in declared if s not in _FIELD_OF]
     if unknown:
-        raise ValueError(f"stage '{stage}' declares unknown params section(s) {unknown}; sections: {SECTIONS}")
+        raise ValueError(
+            f"stage '{stage}' declares unknown params section(s) {unknown}; sections: {SECTIONS}"
+        )
     values = {
-        _FIELD_OF[name]: getattr(params, _FIELD_OF[name]) if name in declared else Undeclared(name, stage, declared)
+        _FIELD_OF[name]: getattr(params, _FIELD_OF[name])
+        if name in declared
+        else Undeclared(name, stage, declared)
         for name in SECTIONS
     }
     return Params.model_construct(**values)
@@ -592,11 +608,11 @@ def _known_keys(loc: tuple) -> list[str]:
     """Field names of the section at ``loc`` (for 'did you mean' hints)."""
     model: type[BaseModel] = Params
     for part in loc:
-        field = next(
-            (f for n, f in model.model_fields.items() if part in (n, f.alias)), None
-        )
-        if field is None or not isinstance(field.annotation, type) or not issubclass(
-            field.annotation, BaseModel
+        field = next((f for n, f in model.model_fields.items() if part in (n, f.alias)), None)
+        if (
+            field is None
+            or not isinstance(field.annotation, type)
+            or not issubclass(field.annotation, BaseModel)
         ):
             return []
         model = field.annotation
@@ -659,7 +675,7 @@ def describe(sections: Sequence[str]) -> str:
 
 
 def markdown() -> str:
-    """``docs/params.md``: every parameter with its type and description (generated; a test keeps it fresh)."""
+    """``docs/params.md``: every parameter, its type and description (generated; a test keeps it fresh)."""
     out = [
         "# Parameters",
         "",
@@ -671,9 +687,18 @@ def markdown() -> str:
     ]
     for section in SECTIONS:
         model = Params.model_fields[_FIELD_OF[section]].annotation
-        out += [f"## `{section}`", "", SECTION_HELP[section][0].upper() + SECTION_HELP[section][1:] + ".", "",
-                "| key | type | meaning |", "|---|---|---|"]
-        out += [f"| `{key}` | {kind} | {desc.replace('|', '/')} |" for key, kind, desc in _fields(model, f"{section}.")]
+        out += [
+            f"## `{section}`",
+            "",
+            SECTION_HELP[section][0].upper() + SECTION_HELP[section][1:] + ".",
+            "",
+            "| key | type | meaning |",
+            "|---|---|---|",
+        ]
+        out += [
+            f"| `{key}` | {kind} | {desc.replace('|', '/')} |"
+            for key, kind, desc in _fields(model, f"{section}.")
+        ]
         out.append("")
     return "\n".join(out)
 

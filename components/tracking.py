@@ -65,13 +65,17 @@ class StageRun:
 
         for row in rows:
             step = int(row["step"])
-            mlflow.log_metrics({f"{prefix}/{k}": float(v) for k, v in row.items() if k != "step" and v == v}, step=step)
-
+            mlflow.log_metrics(
+                {f"{prefix}/{k}": float(v) for k, v in row.items() if k != "step" and v == v}, step=step
+            )
 
 
 @contextmanager
-def stage_run(stage: str, params: Params, sections: Sequence[str], seed: int | None = None) -> Iterator[StageRun]:
-    """An MLflow run named ``{stage}__{seed}__{time}`` (CleanRL style) logging the sections the stage reads."""
+def stage_run(
+    stage: str, params: Params, sections: Sequence[str], seed: int | None = None
+) -> Iterator[StageRun]:
+    """An MLflow run named ``{stage}__{seed}__{time}`` (CleanRL style), logging the sections the
+    stage reads."""
     go_offline()
     cfg = params.tracking
     if not cfg.enabled or not is_main_process():

@@ -39,7 +39,9 @@ def train_loop(
     set_seed(seed)
     accelerator = Accelerator()
     data = TensorDataset(*tensors)
-    loader = DataLoader(data, batch_size=tp.batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed))
+    loader = DataLoader(
+        data, batch_size=tp.batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed)
+    )
     optimizer = torch.optim.AdamW(model.parameters(), lr=tp.learning_rate, weight_decay=tp.weight_decay)
     # The schedule is laid out in single-process steps: Accelerate's prepared scheduler advances
     # once per process at each step, so it ends on time however many processes share the data.

@@ -73,7 +73,10 @@ def main(
     if check:
         stale = stale_files(out_dir)
         if stale:
-            print(f"stale compiled pipeline(s): {', '.join(stale)}; run `python -m pipelines.compile`", file=sys.stderr)
+            print(
+                f"stale compiled pipeline(s): {', '.join(stale)}; run `python -m pipelines.compile`",
+                file=sys.stderr,
+            )
             raise typer.Exit(1)
         print("compiled pipelines are fresh")
         return

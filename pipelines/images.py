@@ -12,6 +12,7 @@ from pathlib import Path
 
 from components.params import load_params
 
+
 def load_cluster():
     """The ``cluster`` section of the repository's params.yaml (read at compile time)."""
     return load_params(Path(__file__).resolve().parents[1] / "params.yaml").cluster

@@ -21,16 +21,26 @@ from pipelines.images import CPU_IMAGE, GPU_IMAGE
 
 
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
-def simulate(tracking: dict, source: dict, simulate: dict,
-             raw_logs: Output[Dataset], world: Output[Dataset], metrics: Output[Metrics]):
+def simulate(
+    tracking: dict,
+    source: dict,
+    simulate: dict,
+    raw_logs: Output[Dataset],
+    world: Output[Dataset],
+    metrics: Output[Metrics],
+):
     """Simulate the listening world, or ingest real logs when source.kind is 'logs'."""
     from pipelines import runtime
 
-    runtime.raw_logs({"tracking": tracking, "source": source, "simulate": simulate}, raw_logs.path, world.path, metrics)
+    runtime.raw_logs(
+        {"tracking": tracking, "source": source, "simulate": simulate}, raw_logs.path, world.path, metrics
+    )
 
 
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
-def validate(tracking: dict, validate: dict, raw_logs: Input[Dataset], report: Output[HTML], metrics: Output[Metrics]):
+def validate(
+    tracking: dict, validate: dict, raw_logs: Input[Dataset], report: Output[HTML], metrics: Output[Metrics]
+):
     """Validate the raw logs with Great Expectations; fail the run on a breach."""
     from pipelines import runtime
 
@@ -38,8 +48,13 @@ def validate(tracking: dict, validate: dict, raw_logs: Input[Dataset], report: O
 
 
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
-def features(tracking: dict, features: dict, raw_logs: Input[Dataset], feature_store: Output[Dataset],
-             metrics: Output[Metrics]):
+def features(
+    tracking: dict,
+    features: dict,
+    raw_logs: Input[Dataset],
+    feature_store: Output[Dataset],
+    metrics: Output[Metrics],
+):
     """Feature sources, feast apply + materialize, point-in-time training frame."""
     from pipelines import runtime
 
@@ -47,7 +62,9 @@ def features(tracking: dict, features: dict, raw_logs: Input[Dataset], feature_s
 
 
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
-def label(tracking: dict, label: dict, raw_logs: Input[Dataset], labels: Output[Dataset], metrics: Output[Metrics]):
+def label(
+    tracking: dict, label: dict, raw_logs: Input[Dataset], labels: Output[Dataset], metrics: Output[Metrics]
+):
     """Immediate and mid-term reward labels, surrogate index, composite reward."""
     from pipelines import runtime
 
@@ -55,65 +72,176 @@ def label(tracking: dict, label: dict, raw_logs: Input[Dataset], labels: Output[
 
 
 @dsl.component(base_image=GPU_IMAGE, install_kfp_package=False)
-def reward_model(tracking: dict, reward_model: dict, features: dict, variant: str, raw_logs: Input[Dataset],
-                 feature_store: Input[Dataset], labels: Input[Dataset], model: Output[Model], metrics: Output[Metrics]):
+def reward_model(
+    tracking: dict,
+    reward_model: dict,
+    features: dict,
+    variant: str,
+    raw_logs: Input[Dataset],
+    feature_store: Input[Dataset],
+    labels: Input[Dataset],
+    model: Output[Model],
+    metrics: Output[Metrics],
+):
     """Train the mid-term (or click) reward model with accelerate launch."""
     from pipelines import runtime
 
-    runtime.reward_model({"tracking": tracking, "reward_model": reward_model, "features": features}, variant,
-                         raw_logs.path, feature_store.path, labels.path, model.path, metrics)
+    runtime.reward_model(
+        {"tracking": tracking, "reward_model": reward_model, "features": features},
+        variant,
+        raw_logs.path,
+        feature_store.path,
+        labels.path,
+        model.path,
+        metrics,
+    )
 
 
 @dsl.component(base_image=GPU_IMAGE, install_kfp_package=False)
-def sft_policy(tracking: dict, sft_policy: dict, raw_logs: Input[Dataset], feature_store: Input[Dataset],
-               model: Output[Model], metrics: Output[Metrics]):
+def sft_policy(
+    tracking: dict,
+    sft_policy: dict,
+    raw_logs: Input[Dataset],
+    feature_store: Input[Dataset],
+    model: Output[Model],
+    metrics: Output[Metrics],
+):
     """Train the generative recommender by imitation, with accelerate launch."""
     from pipelines import runtime
 
-    runtime.sft_policy({"tracking": tracking, "sft_policy": sft_policy}, raw_logs.path, feature_store.path, model.path,
-                       metrics)
+    runtime.sft_policy(
+        {"tracking": tracking, "sft_policy": sft_policy},
+        raw_logs.path,
+        feature_store.path,
+        model.path,
+        metrics,
+    )
 
 
 @dsl.component(base_image=GPU_IMAGE, install_kfp_package=False)
-def rlhf_policy(tracking: dict, rlhf_policy: dict, features: dict, variant: str, raw_logs: Input[Dataset],
-                feature_store: Input[Dataset], sft: Input[Model], reward: Input[Model], world: Input[Dataset],
-                model: Output[Model], metrics: Output[Metrics]):
+def rlhf_policy(
+    tracking: dict,
+    rlhf_policy: dict,
+    features: dict,
+    variant: str,
+    raw_logs: Input[Dataset],
+    feature_store: Input[Dataset],
+    sft: Input[Model],
+    reward: Input[Model],
+    world: Input[Dataset],
+    model: Output[Model],
+    metrics: Output[Metrics],
+):
     """GRPO fine-tuning against the mid-term (or click) reward model, with accelerate launch."""
     from pipelines import runtime
 
-    runtime.rlhf_policy({"tracking": tracking, "rlhf_policy": rlhf_policy, "features": features}, variant,
-                        raw_logs.path, feature_store.path, sft.path, reward.path, world.path, model.path, metrics)
+    runtime.rlhf_policy(
+        {"tracking": tracking, "rlhf_policy": rlhf_policy, "features": features},
+        variant,
+        raw_logs.path,
+        feature_store.path,
+        sft.path,
+        reward.path,
+        world.path,
+        model.path,
+        metrics,
+    )
 
 
 @dsl.component(base_image=GPU_IMAGE, install_kfp_package=False)
-def evaluate(tracking: dict, evaluate: dict, ab: dict, register: dict, features: dict, label: dict, reward_model: dict,
-             sft_policy: dict, raw_logs: Input[Dataset], feature_store: Input[Dataset], labels: Input[Dataset],
-             world: Input[Dataset], reward: Input[Model], sft: Input[Model], policy: Input[Model],
-             click_policy: Input[Model], evaluation: Output[Dataset], report: Output[HTML], summary: Output[Markdown],
-             metrics: Output[Metrics]) -> NamedTuple("Gate", [("promote", bool)]):
-    """Off-policy estimates, ranking, the simulated A/B test; the gate's decision as the typed output ``promote``."""
+def evaluate(
+    tracking: dict,
+    evaluate: dict,
+    ab: dict,
+    register: dict,
+    features: dict,
+    label: dict,
+    reward_model: dict,
+    sft_policy: dict,
+    raw_logs: Input[Dataset],
+    feature_store: Input[Dataset],
+    labels: Input[Dataset],
+    world: Input[Dataset],
+    reward: Input[Model],
+    sft: Input[Model],
+    policy: Input[Model],
+    click_policy: Input[Model],
+    evaluation: Output[Dataset],
+    report: Output[HTML],
+    summary: Output[Markdown],
+    metrics: Output[Metrics],
+) -> NamedTuple("Gate", [("promote", bool)]):
+    """Off-policy estimates, ranking, the simulated A/B test; the gate's decision as the typed
+    output ``promote``."""
     from collections import namedtuple
 
     from pipelines import runtime
 
-    sections = {"tracking": tracking, "evaluate": evaluate, "ab": ab, "register": register, "features": features,
-                "label": label, "reward_model": reward_model, "sft_policy": sft_policy}
-    promote = runtime.evaluate(sections, raw_logs.path, feature_store.path, labels.path, world.path, reward.path,
-                               sft.path, policy.path, click_policy.path, evaluation.path, report.path, summary.path,
-                               metrics)
+    sections = {
+        "tracking": tracking,
+        "evaluate": evaluate,
+        "ab": ab,
+        "register": register,
+        "features": features,
+        "label": label,
+        "reward_model": reward_model,
+        "sft_policy": sft_policy,
+    }
+    promote = runtime.evaluate(
+        sections,
+        raw_logs.path,
+        feature_store.path,
+        labels.path,
+        world.path,
+        reward.path,
+        sft.path,
+        policy.path,
+        click_policy.path,
+        evaluation.path,
+        report.path,
+        summary.path,
+        metrics,
+    )
     return namedtuple("Gate", ["promote"])(promote)
 
 
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
-def register(source: dict, tracking: dict, simulate: dict, ab: dict, validate: dict, features: dict, label: dict,
-             reward_model: dict, sft_policy: dict, rlhf_policy: dict, evaluate: dict, register: dict, promote: bool,
-             policy: Input[Model], reward: Input[Model], evaluation: Input[Dataset], metrics: Output[Metrics],
-             pipeline_run_id: str = ""):
+def register(
+    source: dict,
+    tracking: dict,
+    simulate: dict,
+    ab: dict,
+    validate: dict,
+    features: dict,
+    label: dict,
+    reward_model: dict,
+    sft_policy: dict,
+    rlhf_policy: dict,
+    evaluate: dict,
+    register: dict,
+    promote: bool,
+    policy: Input[Model],
+    reward: Input[Model],
+    evaluation: Input[Dataset],
+    metrics: Output[Metrics],
+    pipeline_run_id: str = "",
+):
     """Register in MLflow: challenger always, champion only if ``promote`` (which must match the evaluation's
     gate.json). Takes every section: the registered versions carry a hash of all of them."""
     from pipelines import runtime
 
-    sections = {"source": source, "tracking": tracking, "simulate": simulate, "ab": ab, "validate": validate,
-                "features": features, "label": label, "reward_model": reward_model, "sft_policy": sft_policy,
-                "rlhf_policy": rlhf_policy, "evaluate": evaluate, "register": register}
+    sections = {
+        "source": source,
+        "tracking": tracking,
+        "simulate": simulate,
+        "ab": ab,
+        "validate": validate,
+        "features": features,
+        "label": label,
+        "reward_model": reward_model,
+        "sft_policy": sft_policy,
+        "rlhf_policy": rlhf_policy,
+        "evaluate": evaluate,
+        "register": register,
+    }
     runtime.register(sections, promote, policy.path, reward.path, evaluation.path, metrics, pipeline_run_id)

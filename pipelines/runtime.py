@@ -21,8 +21,12 @@ def _params(sections: dict, stage_sections: tuple[str, ...], stage: str) -> Para
     KFP carries dict parameters as protobuf Structs, where every number is a double, so
     integral floats are turned back into ints first (a float field accepts an int).
     """
-    return params_from_dict(_ints_restored(sections), where=f"pipeline parameters of task '{stage}'",
-                            only=stage_sections, stage=stage)
+    return params_from_dict(
+        _ints_restored(sections),
+        where=f"pipeline parameters of task '{stage}'",
+        only=stage_sections,
+        stage=stage,
+    )
 
 
 def _ints_restored(value: Any) -> Any:
@@ -49,8 +53,13 @@ def raw_logs(sections: dict, raw_dir: str, world_dir: str, metrics_artifact: Any
 
     p = _params(sections, SECTIONS, "simulate")
     seed_of = (lambda q: q.simulate.seed) if p.source.kind == "world" else None
-    m = execute(stage_name(p), SECTIONS, p, lambda q: run(q, Path(raw_dir), Path(world_dir), progress=False),
-                seed_of=seed_of)
+    m = execute(
+        stage_name(p),
+        SECTIONS,
+        p,
+        lambda q: run(q, Path(raw_dir), Path(world_dir), progress=False),
+        seed_of=seed_of,
+    )
     _report(metrics_artifact, m)
 
 
@@ -59,8 +68,12 @@ def validate(sections: dict, raw_dir: str, report_path: str, metrics_artifact: A
     from components.validate import SECTIONS
     from components.validate.core import run
 
-    m = execute("validate", SECTIONS, _params(sections, SECTIONS, "validate"),
-                lambda q: run(q, Path(raw_dir), Path(report_path), None))
+    m = execute(
+        "validate",
+        SECTIONS,
+        _params(sections, SECTIONS, "validate"),
+        lambda q: run(q, Path(raw_dir), Path(report_path), None),
+    )
     _report(metrics_artifact, m)
 
 
@@ -69,7 +82,12 @@ def features(sections: dict, raw_dir: str, out_dir: str, metrics_artifact: Any) 
     from components.features import SECTIONS
     from components.features.core import run
 
-    m = execute("features", SECTIONS, _params(sections, SECTIONS, "features"), lambda q: run(q, Path(raw_dir), Path(out_dir)))
+    m = execute(
+        "features",
+        SECTIONS,
+        _params(sections, SECTIONS, "features"),
+        lambda q: run(q, Path(raw_dir), Path(out_dir)),
+    )
     _report(metrics_artifact, m)
 
 
@@ -78,7 +96,12 @@ def label(sections: dict, raw_dir: str, out_dir: str, metrics_artifact: Any) -> 
     from components.label import SECTIONS
     from components.label.core import run
 
-    m = execute("label", SECTIONS, _params(sections, SECTIONS, "label"), lambda q: run(q, Path(raw_dir), Path(out_dir)))
+    m = execute(
+        "label",
+        SECTIONS,
+        _params(sections, SECTIONS, "label"),
+        lambda q: run(q, Path(raw_dir), Path(out_dir)),
+    )
     _report(metrics_artifact, m)
 
 
@@ -91,7 +114,9 @@ def _params_file(sections: dict, folder: Path) -> Path:
     return path
 
 
-def _launched(module: str, sections: dict, stage_sections: tuple[str, ...], args: list[str], metrics_artifact: Any) -> None:
+def _launched(
+    module: str, sections: dict, stage_sections: tuple[str, ...], args: list[str], metrics_artifact: Any
+) -> None:
     """Run a training CLI through ``accelerate launch`` (CPU here, every GPU of the node on the
     cluster) with the task's sections as a params file, then report its metrics."""
     import json
@@ -102,33 +127,85 @@ def _launched(module: str, sections: dict, stage_sections: tuple[str, ...], args
     _params(sections, stage_sections, module.rsplit(".", 1)[-1])  # fail fast, in this process, on bad params
     with tempfile.TemporaryDirectory() as tmp:
         metrics_file = Path(tmp) / "metrics.json"
-        launch(module, ["--params", str(_params_file(sections, Path(tmp))), *args, "--metrics", str(metrics_file),
-                        "--no-progress"])
+        launch(
+            module,
+            [
+                "--params",
+                str(_params_file(sections, Path(tmp))),
+                *args,
+                "--metrics",
+                str(metrics_file),
+                "--no-progress",
+            ],
+        )
         _report(metrics_artifact, json.loads(metrics_file.read_text()))
 
 
-def reward_model(sections: dict, variant: str, raw_dir: str, features_dir: str, labels_dir: str,
-                 model_dir: str, metrics_artifact: Any) -> None:
+def reward_model(
+    sections: dict,
+    variant: str,
+    raw_dir: str,
+    features_dir: str,
+    labels_dir: str,
+    model_dir: str,
+    metrics_artifact: Any,
+) -> None:
     """Train a reward model (mid-term or click)."""
     from components.reward_model import SECTIONS
 
-    _launched("components.reward_model", sections, SECTIONS, [
-        "--variant", variant, "--raw-dir", raw_dir, "--features-dir", features_dir,
-        "--labels-dir", labels_dir, "--out-dir", model_dir,
-    ], metrics_artifact)
+    _launched(
+        "components.reward_model",
+        sections,
+        SECTIONS,
+        [
+            "--variant",
+            variant,
+            "--raw-dir",
+            raw_dir,
+            "--features-dir",
+            features_dir,
+            "--labels-dir",
+            labels_dir,
+            "--out-dir",
+            model_dir,
+        ],
+        metrics_artifact,
+    )
 
 
-def sft_policy(sections: dict, raw_dir: str, features_dir: str, model_dir: str, metrics_artifact: Any) -> None:
+def sft_policy(
+    sections: dict, raw_dir: str, features_dir: str, model_dir: str, metrics_artifact: Any
+) -> None:
     """Train the generative policy by imitation."""
     from components.sft_policy import SECTIONS
 
-    _launched("components.sft_policy", sections, SECTIONS, [
-        "--raw-dir", raw_dir, "--features-dir", features_dir, "--out-dir", model_dir,
-    ], metrics_artifact)
+    _launched(
+        "components.sft_policy",
+        sections,
+        SECTIONS,
+        [
+            "--raw-dir",
+            raw_dir,
+            "--features-dir",
+            features_dir,
+            "--out-dir",
+            model_dir,
+        ],
+        metrics_artifact,
+    )
 
 
-def rlhf_policy(sections: dict, variant: str, raw_dir: str, features_dir: str, sft_dir: str, reward_dir: str,
-                world_dir: str, model_dir: str, metrics_artifact: Any) -> None:
+def rlhf_policy(
+    sections: dict,
+    variant: str,
+    raw_dir: str,
+    features_dir: str,
+    sft_dir: str,
+    reward_dir: str,
+    world_dir: str,
+    model_dir: str,
+    metrics_artifact: Any,
+) -> None:
     """GRPO fine-tuning. Checkpoints go to the pod's scratch space: a retried task starts over
     (mount a volume at ENCORE_CHECKPOINT_DIR to resume across retries)."""
     import os
@@ -137,16 +214,47 @@ def rlhf_policy(sections: dict, variant: str, raw_dir: str, features_dir: str, s
     from components.rlhf_policy import SECTIONS
 
     checkpoints = os.environ.get("ENCORE_CHECKPOINT_DIR") or tempfile.mkdtemp(prefix="rl-checkpoints-")
-    _launched("components.rlhf_policy", sections, SECTIONS, [
-        "--variant", variant, "--raw-dir", raw_dir, "--features-dir", features_dir, "--sft-dir", sft_dir,
-        "--reward-dir", reward_dir, "--world-dir", world_dir, "--out-dir", model_dir,
-        "--checkpoint-dir", str(Path(checkpoints) / variant),
-    ], metrics_artifact)
+    _launched(
+        "components.rlhf_policy",
+        sections,
+        SECTIONS,
+        [
+            "--variant",
+            variant,
+            "--raw-dir",
+            raw_dir,
+            "--features-dir",
+            features_dir,
+            "--sft-dir",
+            sft_dir,
+            "--reward-dir",
+            reward_dir,
+            "--world-dir",
+            world_dir,
+            "--out-dir",
+            model_dir,
+            "--checkpoint-dir",
+            str(Path(checkpoints) / variant),
+        ],
+        metrics_artifact,
+    )
 
 
-def evaluate(sections: dict, raw_dir: str, features_dir: str, labels_dir: str, world_dir: str, reward_dir: str,
-             sft_dir: str, policy_dir: str, click_policy_dir: str, evaluation_dir: str, report_html: str,
-             summary_md: str, metrics_artifact: Any) -> bool:
+def evaluate(
+    sections: dict,
+    raw_dir: str,
+    features_dir: str,
+    labels_dir: str,
+    world_dir: str,
+    reward_dir: str,
+    sft_dir: str,
+    policy_dir: str,
+    click_policy_dir: str,
+    evaluation_dir: str,
+    report_html: str,
+    summary_md: str,
+    metrics_artifact: Any,
+) -> bool:
     """Evaluate the candidates; the HTML report and Markdown summary become the task's artifacts.
     Returns the gate's decision (promote?) for the register task."""
     import shutil
@@ -156,23 +264,54 @@ def evaluate(sections: dict, raw_dir: str, features_dir: str, labels_dir: str, w
     from components.registry.gate import read_decision
 
     policies = {"sft": Path(sft_dir), "rlhf_click": Path(click_policy_dir), "rlhf_midterm": Path(policy_dir)}
-    m = execute("evaluate", SECTIONS, _params(sections, SECTIONS, "evaluate"),
-                lambda q: run(q, Path(raw_dir), Path(features_dir), Path(labels_dir), Path(world_dir), Path(reward_dir),
-                              policies, Path(evaluation_dir), progress=False))
+    m = execute(
+        "evaluate",
+        SECTIONS,
+        _params(sections, SECTIONS, "evaluate"),
+        lambda q: run(
+            q,
+            Path(raw_dir),
+            Path(features_dir),
+            Path(labels_dir),
+            Path(world_dir),
+            Path(reward_dir),
+            policies,
+            Path(evaluation_dir),
+            progress=False,
+        ),
+    )
     shutil.copy(Path(evaluation_dir) / "evaluation.html", report_html)
     shutil.copy(Path(evaluation_dir) / "summary.md", summary_md)
     _report(metrics_artifact, m)
     return bool(read_decision(Path(evaluation_dir))["promote"])
 
 
-def register(sections: dict, promote: bool, policy_dir: str, reward_dir: str, evaluation_dir: str,
-             metrics_artifact: Any, pipeline_run_id: str = "") -> None:
+def register(
+    sections: dict,
+    promote: bool,
+    policy_dir: str,
+    reward_dir: str,
+    evaluation_dir: str,
+    metrics_artifact: Any,
+    pipeline_run_id: str = "",
+) -> None:
     """Register in MLflow; the champion alias moves only if the gate said promote."""
     from components.paths import project_root
     from components.register import SECTIONS
     from components.register.core import run
 
-    record = execute("register", SECTIONS, _params(sections, SECTIONS, "register"),
-                     lambda q: run(q, Path(policy_dir), Path(reward_dir), Path(evaluation_dir), project_root(),
-                                   pipeline_run_id or None, promote=promote))
+    record = execute(
+        "register",
+        SECTIONS,
+        _params(sections, SECTIONS, "register"),
+        lambda q: run(
+            q,
+            Path(policy_dir),
+            Path(reward_dir),
+            Path(evaluation_dir),
+            project_root(),
+            pipeline_run_id or None,
+            promote=promote,
+        ),
+    )
     _report(metrics_artifact, {k: float(v) for k, v in record.items() if isinstance(v, (bool, int, float))})

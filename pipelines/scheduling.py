@@ -24,7 +24,9 @@ def on_gpu(task: PipelineTask, gpu: GPUParams, cpu: str = "8", memory: str = "32
     task.set_cpu_request(cpu).set_cpu_limit(cpu).set_memory_request(memory).set_memory_limit(memory)
     kubernetes.add_node_selector(task, label_key=gpu.node_selector_key, label_value=gpu.node_selector_value)
     kubernetes.add_toleration(task, key=gpu.toleration_key, operator="Exists", effect=gpu.toleration_effect)
-    kubernetes.empty_dir_mount(task, volume_name="dshm", mount_path="/dev/shm", medium="Memory", size_limit=gpu.shared_memory)
+    kubernetes.empty_dir_mount(
+        task, volume_name="dshm", mount_path="/dev/shm", medium="Memory", size_limit=gpu.shared_memory
+    )
     return task
 
 
@@ -37,10 +39,24 @@ def with_cluster_feast(task: PipelineTask) -> PipelineTask:
     cluster without Feast deployed still runs the embedded store."""
     kubernetes.use_config_map_as_volume(task, "feast-feature-store", FEAST_MOUNT, optional=True)
     task.set_env_variable("ENCORE_FEAST_CONFIG", f"{FEAST_MOUNT}/feature_store.yaml")
-    kubernetes.use_config_map_as_env(task, "feast-config", {
-        "registry-host": "FEAST_REGISTRY_HOST", "registry-port": "FEAST_REGISTRY_PORT",
-        "registry-database": "FEAST_REGISTRY_DB", "registry-sslmode": "PGSSLMODE"}, optional=True)
-    kubernetes.use_secret_as_env(task, "encore-feast-registry",
-                                 {"username": "FEAST_REGISTRY_USER", "password": "FEAST_REGISTRY_PASSWORD"}, optional=True)
-    kubernetes.use_secret_as_env(task, "encore-redis", {"connection-string": "REDIS_CONNECTION"}, optional=True)
+    kubernetes.use_config_map_as_env(
+        task,
+        "feast-config",
+        {
+            "registry-host": "FEAST_REGISTRY_HOST",
+            "registry-port": "FEAST_REGISTRY_PORT",
+            "registry-database": "FEAST_REGISTRY_DB",
+            "registry-sslmode": "PGSSLMODE",
+        },
+        optional=True,
+    )
+    kubernetes.use_secret_as_env(
+        task,
+        "encore-feast-registry",
+        {"username": "FEAST_REGISTRY_USER", "password": "FEAST_REGISTRY_PASSWORD"},
+        optional=True,
+    )
+    kubernetes.use_secret_as_env(
+        task, "encore-redis", {"connection-string": "REDIS_CONNECTION"}, optional=True
+    )
     return task

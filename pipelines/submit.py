@@ -242,7 +242,8 @@ def describe(plan: Plan) -> str:
         f"                 source.kind={p['source']['kind']}, tracking.uri={p['tracking']['uri']}",
         f"schedule:        {schedule}",
         "steps:",
-        f"  1. upload pipeline {plan.pipeline_name!r} if absent, then version {plan.version_name!r} if absent",
+        f"  1. upload pipeline {plan.pipeline_name!r} if absent, then version {plan.version_name!r} if "
+        "absent",
         f"  2. get or create experiment {plan.experiment!r} in namespace {plan.namespace!r}",
         f"  3. {last} as {plan.service_account!r}",
     ]
@@ -330,18 +331,18 @@ def main(
     use_committed: bool = typer.Option(
         False,
         "--use-committed",
-        help="upload pipelines/compiled/encore_training.yaml as is (CI checked it is fresh) instead of compiling",
+        help="upload pipelines/compiled/encore_training.yaml as is (CI checked it is fresh); no compile",
     ),
     schedule: str | None = typer.Option(
         None,
         "--schedule",
-        help="cron expression (5 fields, or KFP's 6 with seconds first): create a recurring run instead of one run",
+        help="cron expression (5 fields, or KFP's 6 with seconds first): create a recurring run, not one run",
     ),
     schedule_from: Path | None = typer.Option(
         None,
         "--schedule-from",
         exists=True,
-        help="read the schedule from the ConfigMap encore-retraining-schedule in this manifest file or kustomize dir",
+        help="read the schedule from ConfigMap encore-retraining-schedule in this manifest or kustomize dir",
     ),
     namespace: str | None = typer.Option(
         None, "--namespace", help="KFP (profile) namespace [default: params.yaml cluster.namespace]"

@@ -17,43 +17,114 @@ from pipelines.scheduling import on_cpu, on_gpu, with_cluster_feast
 
 @dsl.pipeline(
     name="encore-training",
-    description="Encore: simulate/ingest -> validate -> features, labels -> reward models (mid-term, click), SFT -> "
-                "RLHF (mid-term, click) -> evaluate (gate: promote?) -> register (champion only if promote).",
+    description="Encore: simulate/ingest -> validate -> features, labels -> reward models (mid-term, click), "
+    "SFT -> RLHF (mid-term, click) -> evaluate (gate: promote?) -> register (champion only if promote).",
 )
-def training(source: dict, tracking: dict, simulate: dict, ab: dict, validate: dict, features: dict, label: dict,
-             reward_model: dict, sft_policy: dict, rlhf_policy: dict, evaluate: dict, register: dict):
+def training(
+    source: dict,
+    tracking: dict,
+    simulate: dict,
+    ab: dict,
+    validate: dict,
+    features: dict,
+    label: dict,
+    reward_model: dict,
+    sft_policy: dict,
+    rlhf_policy: dict,
+    evaluate: dict,
+    register: dict,
+):
     gpu = load_cluster().gpu
-    sim = on_cpu(ops.simulate(tracking=tracking, source=source, simulate=simulate).set_display_name("simulate"))
+    sim = on_cpu(
+        ops.simulate(tracking=tracking, source=source, simulate=simulate).set_display_name("simulate")
+    )
     raw, world = sim.outputs["raw_logs"], sim.outputs["world"]
-    val = on_cpu(ops.validate(tracking=tracking, validate=validate, raw_logs=raw).set_display_name("validate"))
-    feats = ops.features(tracking=tracking, features=features, raw_logs=raw).set_display_name("features").after(val)
-    with_cluster_feast(on_cpu(feats)).set_caching_options(False)  # materialisation writes the online store: never skip it
+    val = on_cpu(
+        ops.validate(tracking=tracking, validate=validate, raw_logs=raw).set_display_name("validate")
+    )
+    feats = (
+        ops.features(tracking=tracking, features=features, raw_logs=raw)
+        .set_display_name("features")
+        .after(val)
+    )
+    with_cluster_feast(on_cpu(feats)).set_caching_options(
+        False
+    )  # materialisation writes the online store: never skip it
     store = feats.outputs["feature_store"]
     lab = on_cpu(ops.label(tracking=tracking, label=label, raw_logs=raw).set_display_name("label")).after(val)
-    sft = on_gpu(ops.sft_policy(tracking=tracking, sft_policy=sft_policy, raw_logs=raw, feature_store=store)
-                 .set_display_name("sft_policy"), gpu)
+    sft = on_gpu(
+        ops.sft_policy(
+            tracking=tracking, sft_policy=sft_policy, raw_logs=raw, feature_store=store
+        ).set_display_name("sft_policy"),
+        gpu,
+    )
     rms, rls = {}, {}
     for variant, suffix in (("midterm", ""), ("click", "_click")):
-        rms[variant] = on_gpu(ops.reward_model(
-            tracking=tracking, reward_model=reward_model, features=features, variant=variant, raw_logs=raw,
-            feature_store=store, labels=lab.outputs["labels"],
-        ).set_display_name(f"reward_model{suffix}"), gpu)
-        rls[variant] = on_gpu(ops.rlhf_policy(
-            tracking=tracking, rlhf_policy=rlhf_policy, features=features, variant=variant, raw_logs=raw,
-            feature_store=store, sft=sft.outputs["model"], reward=rms[variant].outputs["model"], world=world,
-        ).set_display_name(f"rlhf_policy{suffix}"), gpu)
-    ev = on_gpu(ops.evaluate(
-        tracking=tracking, evaluate=evaluate, ab=ab, register=register, features=features, label=label,
-        reward_model=reward_model, sft_policy=sft_policy, raw_logs=raw, feature_store=store,
-        labels=lab.outputs["labels"], world=world, reward=rms["midterm"].outputs["model"], sft=sft.outputs["model"],
-        policy=rls["midterm"].outputs["model"], click_policy=rls["click"].outputs["model"],
-    ).set_display_name("evaluate"), gpu)
+        rms[variant] = on_gpu(
+            ops.reward_model(
+                tracking=tracking,
+                reward_model=reward_model,
+                features=features,
+                variant=variant,
+                raw_logs=raw,
+                feature_store=store,
+                labels=lab.outputs["labels"],
+            ).set_display_name(f"reward_model{suffix}"),
+            gpu,
+        )
+        rls[variant] = on_gpu(
+            ops.rlhf_policy(
+                tracking=tracking,
+                rlhf_policy=rlhf_policy,
+                features=features,
+                variant=variant,
+                raw_logs=raw,
+                feature_store=store,
+                sft=sft.outputs["model"],
+                reward=rms[variant].outputs["model"],
+                world=world,
+            ).set_display_name(f"rlhf_policy{suffix}"),
+            gpu,
+        )
+    ev = on_gpu(
+        ops.evaluate(
+            tracking=tracking,
+            evaluate=evaluate,
+            ab=ab,
+            register=register,
+            features=features,
+            label=label,
+            reward_model=reward_model,
+            sft_policy=sft_policy,
+            raw_logs=raw,
+            feature_store=store,
+            labels=lab.outputs["labels"],
+            world=world,
+            reward=rms["midterm"].outputs["model"],
+            sft=sft.outputs["model"],
+            policy=rls["midterm"].outputs["model"],
+            click_policy=rls["click"].outputs["model"],
+        ).set_display_name("evaluate"),
+        gpu,
+    )
     ev.set_caching_options(False)  # the gate reads the registry's current champion
     reg = ops.register(
-        source=source, tracking=tracking, simulate=simulate, ab=ab, validate=validate, features=features, label=label,
-        reward_model=reward_model, sft_policy=sft_policy, rlhf_policy=rlhf_policy, evaluate=evaluate,
-        register=register, promote=ev.outputs["promote"], policy=rls["midterm"].outputs["model"],
-        reward=rms["midterm"].outputs["model"], evaluation=ev.outputs["evaluation"],
+        source=source,
+        tracking=tracking,
+        simulate=simulate,
+        ab=ab,
+        validate=validate,
+        features=features,
+        label=label,
+        reward_model=reward_model,
+        sft_policy=sft_policy,
+        rlhf_policy=rlhf_policy,
+        evaluate=evaluate,
+        register=register,
+        promote=ev.outputs["promote"],
+        policy=rls["midterm"].outputs["model"],
+        reward=rms["midterm"].outputs["model"],
+        evaluation=ev.outputs["evaluation"],
         pipeline_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
     ).set_display_name("register")
     on_cpu(reg).set_caching_options(False)  # registration is an external write, every run

@@ -20,8 +20,15 @@ def assert_online_equals_latest_offline(store, features_out: Path) -> None:
     50 user x artist pairs), including the request-relative ``ua_days_since_last_play``."""
     activity = pl.read_parquet(features_out / "sources" / SOURCE_FILES["user_activity"])
     end = activity["event_timestamp"].max()
-    latest = latest_per_entity(activity, ["user_id"]).filter(pl.col("event_timestamp") == end).sort("user_id").head(50)
-    pairs = latest_per_entity(pl.read_parquet(features_out / "sources" / SOURCE_FILES["user_artist"]), ["user_id", "artist_id"]).head(50)
+    latest = (
+        latest_per_entity(activity, ["user_id"])
+        .filter(pl.col("event_timestamp") == end)
+        .sort("user_id")
+        .head(50)
+    )
+    pairs = latest_per_entity(
+        pl.read_parquet(features_out / "sources" / SOURCE_FILES["user_artist"]), ["user_id", "artist_id"]
+    ).head(50)
     assert latest.height == 50 and pairs.height == 50
 
     got = online(store, latest.select("user_id"), "policy", now=end)

@@ -31,7 +31,9 @@ class ImportGraph:
             for path in sorted((root / package).rglob("*.py")):
                 g.files[_module_name(path.relative_to(root))] = path
         for module, path in g.files.items():
-            g.explicit[module] = {t for t in _imports(module, path, path.name == "__init__.py") if t in g.files}
+            g.explicit[module] = {
+                t for t in _imports(module, path, path.name == "__init__.py") if t in g.files
+            }
         for module in g.files:
             parent = module.rpartition(".")[0]
             g.edges[module] = set(g.explicit[module]) | ({parent} if parent in g.files else set())
@@ -61,7 +63,7 @@ class ImportGraph:
             stack.append(m)
             for n in sorted(self.explicit[m]):
                 if state.get(n) == 1:
-                    return stack[stack.index(n):] + [n]
+                    return stack[stack.index(n) :] + [n]
                 if n not in state and (found := visit(n)):
                     return found
             stack.pop()
@@ -108,7 +110,8 @@ def _is_type_checking(node: ast.AST) -> bool:
         return False
     test = node.test
     return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
 
 
 def code_deps(graph: ImportGraph, entry: str) -> list[str]:

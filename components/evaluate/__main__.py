@@ -29,12 +29,24 @@ def main(
     features_dir: Path = typer.Option(Path("data/features"), "--features-dir", help="features stage output"),
     labels_dir: Path = typer.Option(Path("data/labels"), "--labels-dir", help="label stage output"),
     world_dir: Path = typer.Option(Path("data/world"), "--world-dir", help="the truth (or a no-truth note)"),
-    reward_dir: Path = typer.Option(Path("models/reward"), "--reward-dir", help="mid-term reward model (direct method)"),
+    reward_dir: Path = typer.Option(
+        Path("models/reward"), "--reward-dir", help="mid-term reward model (direct method)"
+    ),
     sft_dir: Path = typer.Option(Path("models/sft"), "--sft-dir", help="SFT policy"),
-    policy_dir: Path = typer.Option(Path("models/policy"), "--policy-dir", help="mid-term RL policy (the challenger)"),
-    click_policy_dir: Path = typer.Option(Path("models/policy_click"), "--click-policy-dir", help="click-RL policy"),
-    report_dir: Path = typer.Option(Path("reports/evaluation"), "--report-dir", help="evaluation.html, summary.md, evaluation.json, gate.json"),
-    metrics_path: Path = typer.Option(Path("metrics/evaluate.json"), "--metrics", help="flat metrics for DVC/MLflow"),
+    policy_dir: Path = typer.Option(
+        Path("models/policy"), "--policy-dir", help="mid-term RL policy (the challenger)"
+    ),
+    click_policy_dir: Path = typer.Option(
+        Path("models/policy_click"), "--click-policy-dir", help="click-RL policy"
+    ),
+    report_dir: Path = typer.Option(
+        Path("reports/evaluation"),
+        "--report-dir",
+        help="evaluation.html, summary.md, evaluation.json, gate.json",
+    ),
+    metrics_path: Path = typer.Option(
+        Path("metrics/evaluate.json"), "--metrics", help="flat metrics for DVC/MLflow"
+    ),
     progress: bool = typer.Option(True, help="show progress bars"),
 ) -> None:
     """Evaluate the candidates (see HELP)."""
@@ -48,8 +60,18 @@ def main(
             for name in ("evaluation.html", "summary.md", "gate.json"):
                 stage_run.log_artifact(report_dir / name)
 
-        execute("evaluate", SECTIONS, params, lambda p: run(p, raw_dir, features_dir, labels_dir, world_dir, reward_dir, policies, report_dir, progress),
-                metrics_path, seed_of=lambda p: p.evaluate.seed, log_outputs=log_outputs, overrides=overrides(set_))
+        execute(
+            "evaluate",
+            SECTIONS,
+            params,
+            lambda p: run(
+                p, raw_dir, features_dir, labels_dir, world_dir, reward_dir, policies, report_dir, progress
+            ),
+            metrics_path,
+            seed_of=lambda p: p.evaluate.seed,
+            log_outputs=log_outputs,
+            overrides=overrides(set_),
+        )
         print(f"report: {report_dir / 'evaluation.html'} (summary: {report_dir / 'summary.md'})")
 
 

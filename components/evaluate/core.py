@@ -39,8 +39,17 @@ from components.tracking import tracking_uri
 POLICIES = ("sft", "rlhf_click", "rlhf_midterm")  # candidate names, in the order reports show them
 
 
-def run(params: Params, raw_dir: Path, features_dir: Path, labels_dir: Path, world_dir: Path, reward_dir: Path,
-        policy_dirs: dict[str, Path], report_dir: Path, progress: bool = True) -> dict[str, float]:
+def run(
+    params: Params,
+    raw_dir: Path,
+    features_dir: Path,
+    labels_dir: Path,
+    world_dir: Path,
+    reward_dir: Path,
+    policy_dirs: dict[str, Path],
+    report_dir: Path,
+    progress: bool = True,
+) -> dict[str, float]:
     from components.world import has_truth
 
     ep, ab = params.evaluate, params.ab
@@ -54,17 +63,29 @@ def run(params: Params, raw_dir: Path, features_dir: Path, labels_dir: Path, wor
     logged = held_out_slates(params, features_dir, labels_dir, k, ep.max_slates, ep.seed)
     r, mu = logged.matrix("reward"), logged.matrix("propensity")
     q = reward.score_frame(logged.frame).reshape(logged.n, k)
-    numbers = {name: policy_numbers(logged, path, reward, temperature, sample, ep.seed) for name, path in policy_dirs.items()}
+    numbers = {
+        name: policy_numbers(logged, path, reward, temperature, sample, ep.seed)
+        for name, path in policy_dirs.items()
+    }
     estimates = {"logging": ope.estimate(r, mu, mu, q, q, ep.max_weight, ep.n_bootstrap, ep.seed)}
     skip_rate = {"logging": float(logged.matrix("skipped").mean())}
     for name, num in numbers.items():
-        estimates[name] = ope.estimate(r, num["pi"], mu, q, num["q_pi"], ep.max_weight, ep.n_bootstrap, ep.seed)
-        sn = {e.estimator: e for e in ope.estimate(logged.matrix("skipped"), num["pi"], mu, None, None, ep.max_weight, ep.n_bootstrap, ep.seed)}
+        estimates[name] = ope.estimate(
+            r, num["pi"], mu, q, num["q_pi"], ep.max_weight, ep.n_bootstrap, ep.seed
+        )
+        sn = {
+            e.estimator: e
+            for e in ope.estimate(
+                logged.matrix("skipped"), num["pi"], mu, None, None, ep.max_weight, ep.n_bootstrap, ep.seed
+            )
+        }
         skip_rate[name] = sn["sniips"].value
 
     # 2. ranking on held-out listeners
     held = _held_out_sequences(params, raw_dir, features_dir)
-    ranking = ranking_metrics(policy_dirs, held["sequences"], held["train_plays"], tracks, sample, temperature, ep.seed)
+    ranking = ranking_metrics(
+        policy_dirs, held["sequences"], held["train_plays"], tracks, sample, temperature, ep.seed
+    )
 
     # 4. planning, from the mid-term policy's DR lift over the logging policy
     plan = _plan(logged, estimates, ep.power, ab.horizon_days)
@@ -74,7 +95,11 @@ def run(params: Params, raw_dir: Path, features_dir: Path, labels_dir: Path, wor
     if has_truth(world_dir):
         truth = _simulated_truth(params, world_dir, labels_dir, policy_dirs, lookup, progress)
 
-    curves = {name: pl.read_csv(Path(path) / CURVE_CSV) for name, path in policy_dirs.items() if name.startswith("rlhf")}
+    curves = {
+        name: pl.read_csv(Path(path) / CURVE_CSV)
+        for name, path in policy_dirs.items()
+        if name.startswith("rlhf")
+    }
     decision = _gate(params, logged, r, mu, q, numbers, skip_rate, ranking, curves, reward)
     tables = {
         "ope": {name: [e.as_dict() for e in es] for name, es in estimates.items()},
@@ -96,19 +121,33 @@ def run(params: Params, raw_dir: Path, features_dir: Path, labels_dir: Path, wor
     return _flat_metrics(tables, policy_dirs)
 
 
-def _gate(params: Params, logged, r, mu, q, numbers: dict, skip_rate: dict, ranking: dict,
-          curves: dict, reward: RewardModel) -> Decision:
+def _gate(
+    params: Params,
+    logged,
+    r,
+    mu,
+    q,
+    numbers: dict,
+    skip_rate: dict,
+    ranking: dict,
+    curves: dict,
+    reward: RewardModel,
+) -> Decision:
     """Challenger (mid-term RL) vs the registry's champion — or, for the first model, the logging policy."""
     ep, ab, rp = params.evaluate, params.ab, params.register_
     challenger = numbers["rlhf_midterm"]
     registry.connect(tracking_uri(params.tracking))
     champion_dir = registry.downloaded_policy(rp.policy_model, "champion")
     if champion_dir is not None:
-        champ = policy_numbers(logged, champion_dir, reward, ab.lm_temperature, ab.lm_decoding == "sample", ep.seed)
+        champ = policy_numbers(
+            logged, champion_dir, reward, ab.lm_temperature, ab.lm_decoding == "sample", ep.seed
+        )
         base, pi_a, qpi_a = "champion", champ["pi"], champ["q_pi"]
     else:
         base, pi_a, qpi_a = "logging", mu, q
-    lift = ope.paired_lift(r, pi_a, challenger["pi"], mu, q, qpi_a, challenger["q_pi"], ep.max_weight, ep.n_bootstrap, ep.seed)
+    lift = ope.paired_lift(
+        r, pi_a, challenger["pi"], mu, q, qpi_a, challenger["q_pi"], ep.max_weight, ep.n_bootstrap, ep.seed
+    )
     curve = curves["rlhf_midterm"]
     kl = float(curve["kl"].tail(max(1, curve.height // 10)).mean())
     return decide(rp, lift, base, skip_rate["rlhf_midterm"], ranking["rlhf_midterm"]["genre_diversity"], kl)
@@ -132,12 +171,24 @@ def _plan(logged, estimates: dict, power: float, days: int) -> dict:
     per_user = logged.frame.group_by("user_id").agg(pl.col("reward").mean())["reward"]
     sd = float(per_user.std()) if per_user.len() > 1 else float("nan")
     users = ope.users_needed(lift, sd, power)
-    return {"lift_per_slot": lift, "sd_per_user": sd, "power": power, "users_per_arm": users,
-            "days": days, "user_days_per_arm": users * days if np.isfinite(users) else float("inf")}
+    return {
+        "lift_per_slot": lift,
+        "sd_per_user": sd,
+        "power": power,
+        "users_per_arm": users,
+        "days": days,
+        "user_days_per_arm": users * days if np.isfinite(users) else float("inf"),
+    }
 
 
-def _simulated_truth(params: Params, world_dir: Path, labels_dir: Path, policy_dirs: dict[str, Path],
-                     lookup: FeatureLookup, progress: bool) -> dict:
+def _simulated_truth(
+    params: Params,
+    world_dir: Path,
+    labels_dir: Path,
+    policy_dirs: dict[str, Path],
+    lookup: FeatureLookup,
+    progress: bool,
+) -> dict:
     """The A/B test against ground truth, and each policy's true per-slot value from its own logs."""
     from components.evaluate.simulated_ab import TABLE_METRICS, simulated_ab, world_policies
     from components.policy.generative import GenerativePolicy
@@ -149,8 +200,15 @@ def _simulated_truth(params: Params, world_dir: Path, labels_dir: Path, policy_d
     policies = {"logging": arms["logging"]}
     for i, (name, path) in enumerate(policy_dirs.items()):
         model, _, vocab = load_policy(path)
-        policies[name] = GenerativePolicy(model, vocab, lookup, policy_id=100 + i, seed=params.evaluate.seed,
-                                          sample=ab.lm_decoding == "sample", temperature=ab.lm_temperature)
+        policies[name] = GenerativePolicy(
+            model,
+            vocab,
+            lookup,
+            policy_id=100 + i,
+            seed=params.evaluate.seed,
+            sample=ab.lm_decoding == "sample",
+            temperature=ab.lm_temperature,
+        )
     policies |= {"click_oracle": arms["click_oracle"], "long_term_oracle": arms["long_term_oracle"]}
     result = simulated_ab(world_dir, policies, ab, progress=progress, record=True)
 
@@ -158,22 +216,35 @@ def _simulated_truth(params: Params, world_dir: Path, labels_dir: Path, policy_d
     lifts = {}
     for base in ("sft", "logging"):
         if base in result.outcomes:
-            lifts[base] = [{"arm": arm, "metric": m, **_lift(result.lift(base, arm, m))}
-                           for arm in result.outcomes if arm != base for m in TABLE_METRICS]
+            lifts[base] = [
+                {"arm": arm, "metric": m, **_lift(result.lift(base, arm, m))}
+                for arm in result.outcomes
+                if arm != base
+                for m in TABLE_METRICS
+            ]
     start = datetime(2000, 1, 1, tzinfo=timezone.utc)  # A/B logs count time from the test's start
     true_value = {}
     for arm in policies:
         imp, plays = result.impressions[arm], result.plays[arm]
-        ts = lambda df: (pl.lit(start) + pl.duration(microseconds=(pl.col("seconds") * 1e6).cast(pl.Int64)))  # noqa: E731
+        ts = lambda df: pl.lit(start) + pl.duration(microseconds=(pl.col("seconds") * 1e6).cast(pl.Int64))  # noqa: E731
         labels = label_with(
             imp.with_row_index("event_id").with_columns(ts=ts(imp), session_id=pl.col("session")),
-            plays.with_columns(ts=ts(plays)), start, ab.horizon_days, params.label, labels_dir,
+            plays.with_columns(ts=ts(plays)),
+            start,
+            ab.horizon_days,
+            params.label,
+            labels_dir,
         )
         true_value[arm] = float(labels["reward"].drop_nulls().mean())
-    return {"ab": table, "lifts": lifts, "true_value_per_slot": true_value,
-            "plan_active_days": _plan_from_truth(result, params.evaluate.power),
-            "users_per_arm": result.outcomes["logging"].height, "days": ab.horizon_days,
-            "daily_active": {arm: v.tolist() for arm, v in result.daily_active.items()}}
+    return {
+        "ab": table,
+        "lifts": lifts,
+        "true_value_per_slot": true_value,
+        "plan_active_days": _plan_from_truth(result, params.evaluate.power),
+        "users_per_arm": result.outcomes["logging"].height,
+        "days": ab.horizon_days,
+        "daily_active": {arm: v.tolist() for arm, v in result.daily_active.items()},
+    }
 
 
 def _plan_from_truth(result, power: float) -> dict:
@@ -184,7 +255,12 @@ def _plan_from_truth(result, power: float) -> dict:
     control = result.outcomes["logging"]["active_days"].to_numpy().astype(np.float64)
     treated = result.outcomes["rlhf_midterm"]["active_days"].to_numpy().astype(np.float64)
     lift, sd = float(treated.mean() - control.mean()), float(control.std(ddof=1))
-    return {"lift": lift, "sd_per_user": sd, "power": power, "users_per_arm": ope.users_needed(lift, sd, power)}
+    return {
+        "lift": lift,
+        "sd_per_user": sd,
+        "power": power,
+        "users_per_arm": ope.users_needed(lift, sd, power),
+    }
 
 
 def _lift(lift) -> dict:
@@ -193,9 +269,14 @@ def _lift(lift) -> dict:
 
 def _flat_metrics(tables: dict, policy_dirs: dict[str, Path]) -> dict[str, float]:
     gate = tables["gate"]
-    out: dict[str, float] = {"eval/logged_slates": tables["logged_slates"], "eval/has_truth": float(tables["has_truth"]),
-                             "gate/promote": float(gate["promote"]), "gate/lift": gate["lift"], "gate/lift_low": gate["lift_low"],
-                             "gate/lift_high": gate["lift_high"]}
+    out: dict[str, float] = {
+        "eval/logged_slates": tables["logged_slates"],
+        "eval/has_truth": float(tables["has_truth"]),
+        "gate/promote": float(gate["promote"]),
+        "gate/lift": gate["lift"],
+        "gate/lift_low": gate["lift_low"],
+        "gate/lift_high": gate["lift_high"],
+    }
     for name, rows in tables["ope"].items():
         for e in rows:
             for key in ("value", "low", "high", "ess", "max_weight"):

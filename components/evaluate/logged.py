@@ -45,14 +45,20 @@ class LoggedSlates:
         return self.frame.filter(pl.col("position") == 0)
 
 
-def held_out_slates(params: Params, features_dir: Path, labels_dir: Path, k: int, max_slates: int, seed: int) -> LoggedSlates:
+def held_out_slates(
+    params: Params, features_dir: Path, labels_dir: Path, k: int, max_slates: int, seed: int
+) -> LoggedSlates:
     rp = params.reward_model
     frame = pl.read_parquet(Path(features_dir) / TRAIN_FRAME)
-    labels = pl.read_parquet(Path(labels_dir) / LABELS_FILE, columns=["event_id", "reward", "day", "streamed", "skipped", "saved"])
+    labels = pl.read_parquet(
+        Path(labels_dir) / LABELS_FILE, columns=["event_id", "reward", "day", "streamed", "skipped", "saved"]
+    )
     df = frame.join(labels, on="event_id")
     labelled = df.filter(pl.col("reward").is_not_null())
     df = df.filter(held_out_users(rp) & (pl.col("day") >= split_day(labelled["day"], rp)))
-    complete = df.group_by("session_id").agg(n=pl.len(), observed=pl.col("reward").is_not_null().sum(), p=pl.col("propensity").min())
+    complete = df.group_by("session_id").agg(
+        n=pl.len(), observed=pl.col("reward").is_not_null().sum(), p=pl.col("propensity").min()
+    )
     ok = complete.filter((pl.col("n") == k) & (pl.col("observed") == k) & (pl.col("p") > 0))["session_id"]
     if len(ok) > max_slates:
         ok = ok.sort().sample(max_slates, seed=seed)  # group_by order is not stable: sort, then sample
@@ -60,19 +66,26 @@ def held_out_slates(params: Params, features_dir: Path, labels_dir: Path, k: int
     return LoggedSlates(df, k)
 
 
-def policy_numbers(logged: LoggedSlates, policy_dir: Path, reward: RewardModel, temperature: float, sample: bool,
-                   seed: int) -> dict[str, np.ndarray]:
+def policy_numbers(
+    logged: LoggedSlates, policy_dir: Path, reward: RewardModel, temperature: float, sample: bool, seed: int
+) -> dict[str, np.ndarray]:
     """``pi`` (n, k): the policy's probability of each logged track given the logged prefix;
     ``q_pi`` (n, k): the reward model's value of what the policy itself would put in each slot;
     ``slates``: the slates it generates for these contexts."""
     model, _, vocab = load_policy(policy_dir)
     contexts = logged.firsts()
-    prompts = vocab.prompts(contexts.select(vocab.features), right_aligned(contexts["recent_tracks"], vocab.history_length))
+    prompts = vocab.prompts(
+        contexts.select(vocab.features), right_aligned(contexts["recent_tracks"], vocab.history_length)
+    )
     logged_slates = logged.slates()
-    pi = slot_probabilities(model, vocab, prompts, logged_slates, temperature=None if not sample else temperature)
+    pi = slot_probabilities(
+        model, vocab, prompts, logged_slates, temperature=None if not sample else temperature
+    )
     own = generate_slates(model, vocab, prompts, sample=sample, seed=seed, temperature=temperature)
     rows = contexts.drop("track_id", "artist_id").join(
-        pl.DataFrame({"session_id": np.repeat(contexts["session_id"].to_numpy(), logged.k), "track_id": own.ravel()}),
+        pl.DataFrame(
+            {"session_id": np.repeat(contexts["session_id"].to_numpy(), logged.k), "track_id": own.ravel()}
+        ),
         on="session_id",
     )
     rows = rows.join(reward.lookup.tracks, on="track_id", how="left") if reward.lookup else rows

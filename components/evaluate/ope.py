@@ -50,7 +50,9 @@ def slot_weights(pi: np.ndarray, mu: np.ndarray, kind: str) -> np.ndarray:
     return ratio if kind == "iips" else np.cumprod(ratio, axis=1)
 
 
-def _per_slate(kind: str, r: np.ndarray, w: np.ndarray, q: np.ndarray | None, q_pi: np.ndarray | None) -> np.ndarray:
+def _per_slate(
+    kind: str, r: np.ndarray, w: np.ndarray, q: np.ndarray | None, q_pi: np.ndarray | None
+) -> np.ndarray:
     """(n, k) per-slot contributions whose mean over slates (and slots) is the estimate."""
     if kind == "dr":
         return q_pi + w * (r - q)
@@ -70,8 +72,17 @@ def _interval(boot: np.ndarray, confidence: float) -> tuple[float, float]:
     return float(np.quantile(boot, alpha)), float(np.quantile(boot, 1 - alpha))
 
 
-def estimate(r: np.ndarray, pi: np.ndarray, mu: np.ndarray, q: np.ndarray | None = None, q_pi: np.ndarray | None = None,
-             max_weight: float = 100.0, n_bootstrap: int = 200, seed: int = 0, confidence: float = 0.95) -> list[Estimate]:
+def estimate(
+    r: np.ndarray,
+    pi: np.ndarray,
+    mu: np.ndarray,
+    q: np.ndarray | None = None,
+    q_pi: np.ndarray | None = None,
+    max_weight: float = 100.0,
+    n_bootstrap: int = 200,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> list[Estimate]:
     """Every estimator on (n slates, k slots) arrays; estimators needing ``q`` are skipped without it."""
     n = len(r)
     counts = _resample_counts(n, n_bootstrap, seed)
@@ -93,17 +104,34 @@ def estimate(r: np.ndarray, pi: np.ndarray, mu: np.ndarray, q: np.ndarray | None
             boot = (counts @ per_slate) / n
         flat = w.ravel()
         low, high = _interval(boot, confidence)
-        out.append(Estimate(
-            estimator=name, value=point, low=low, high=high,
-            ess=float(flat.sum() ** 2 / max((flat**2).sum(), 1e-12)),
-            max_weight=float(raw.max(initial=0.0)), clipped_share=float((raw > max_weight).mean()) if raw.size else 0.0,
-            clip=max_weight,
-        ))
+        out.append(
+            Estimate(
+                estimator=name,
+                value=point,
+                low=low,
+                high=high,
+                ess=float(flat.sum() ** 2 / max((flat**2).sum(), 1e-12)),
+                max_weight=float(raw.max(initial=0.0)),
+                clipped_share=float((raw > max_weight).mean()) if raw.size else 0.0,
+                clip=max_weight,
+            )
+        )
     return out
 
 
-def paired_lift(r, pi_a, pi_b, mu, q, qpi_a, qpi_b, max_weight: float, n_bootstrap: int, seed: int,
-                confidence: float = 0.95) -> tuple[float, float, float]:
+def paired_lift(
+    r,
+    pi_a,
+    pi_b,
+    mu,
+    q,
+    qpi_a,
+    qpi_b,
+    max_weight: float,
+    n_bootstrap: int,
+    seed: int,
+    confidence: float = 0.95,
+) -> tuple[float, float, float]:
     """DR estimate of V(b) - V(a) on the same logged slates, with a paired bootstrap CI."""
     wa = np.minimum(slot_weights(pi_a, mu, "iips"), max_weight)
     wb = np.minimum(slot_weights(pi_b, mu, "iips"), max_weight)

@@ -14,8 +14,13 @@ from components.policy.model import load as load_policy
 from components.policy.sequences import Sequences
 
 
-def slate_properties(slates: np.ndarray, genre_of: dict[int, int], artist_of: dict[int, int],
-                     popularity: dict[int, float], catalogue_size: int) -> dict[str, float]:
+def slate_properties(
+    slates: np.ndarray,
+    genre_of: dict[int, int],
+    artist_of: dict[int, int],
+    popularity: dict[int, float],
+    catalogue_size: int,
+) -> dict[str, float]:
     """coverage: share of the catalogue recommended at least once; diversity: distinct genres
     (and artists) per slate / k; novelty: mean self-information -log2 p(track) of the
     recommended tracks, p = share of training plays (unplayed tracks get the smallest p)."""
@@ -32,8 +37,15 @@ def slate_properties(slates: np.ndarray, genre_of: dict[int, int], artist_of: di
     }
 
 
-def ranking_metrics(policies: dict[str, Path], held_out: Sequences, train_plays: np.ndarray, tracks: pl.DataFrame,
-                    sample: bool, temperature: float, seed: int) -> dict[str, dict[str, float]]:
+def ranking_metrics(
+    policies: dict[str, Path],
+    held_out: Sequences,
+    train_plays: np.ndarray,
+    tracks: pl.DataFrame,
+    sample: bool,
+    temperature: float,
+    seed: int,
+) -> dict[str, dict[str, float]]:
     """Per policy (and a popularity baseline): Recall@k, NDCG@k and the slate properties."""
     genre_of = dict(zip(tracks["track_id"].to_list(), tracks["genre_id"].to_list()))
     artist_of = dict(zip(tracks["track_id"].to_list(), tracks["artist_id"].to_list()))
@@ -45,9 +57,14 @@ def ranking_metrics(policies: dict[str, Path], held_out: Sequences, train_plays:
     for name, path in policies.items():
         model, _, vocab = load_policy(path)
         prompts = vocab.prompts(held_out.features.select(vocab.features), held_out.history)
-        candidates[name] = generate_slates(model, vocab, prompts, sample=sample, seed=seed, temperature=temperature)
+        candidates[name] = generate_slates(
+            model, vocab, prompts, sample=sample, seed=seed, temperature=temperature
+        )
     for name, slates in candidates.items():
         recall, ndcg = recall_ndcg(slates, held_out.completion)
-        out[name] = {f"recall_at_{k}": recall, f"ndcg_at_{k}": ndcg,
-                     **slate_properties(slates, genre_of, artist_of, popularity, tracks.height)}
+        out[name] = {
+            f"recall_at_{k}": recall,
+            f"ndcg_at_{k}": ndcg,
+            **slate_properties(slates, genre_of, artist_of, popularity, tracks.height),
+        }
     return out

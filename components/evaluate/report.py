@@ -9,8 +9,15 @@ import io
 import numpy as np
 import polars as pl
 
-NAMES = {"logging": "logging", "sft": "SFT", "rlhf_click": "click-RL", "rlhf_midterm": "mid-term-RL",
-         "click_oracle": "click oracle", "long_term_oracle": "long-term oracle", "popularity": "popularity"}
+NAMES = {
+    "logging": "logging",
+    "sft": "SFT",
+    "rlhf_click": "click-RL",
+    "rlhf_midterm": "mid-term-RL",
+    "click_oracle": "click oracle",
+    "long_term_oracle": "long-term oracle",
+    "popularity": "popularity",
+}
 
 
 def _png(fig) -> str:
@@ -37,7 +44,10 @@ def _figures(tables: dict, curves: dict[str, pl.DataFrame]) -> list[tuple[str, s
         means = np.array([r["mean"] for r in rows])
         err = np.array([[r["mean"] - r["low"] for r in rows], [r["high"] - r["mean"] for r in rows]])
         ax.barh([NAMES.get(r["arm"], r["arm"]) for r in rows], means, xerr=err, color="tab:blue", alpha=0.75)
-        ax.set(xlabel=f"true active days over {truth['days']} days (mean, 95% CI)", title="Simulated A/B test (ground truth)")
+        ax.set(
+            xlabel=f"true active days over {truth['days']} days (mean, 95% CI)",
+            title="Simulated A/B test (ground truth)",
+        )
         out.append(("Policies in the simulated A/B test", _png(fig)))
 
         fig, ax = plt.subplots(figsize=(7, 3.6))
@@ -54,12 +64,25 @@ def _figures(tables: dict, curves: dict[str, pl.DataFrame]) -> list[tuple[str, s
     for i, est in enumerate(est_names):
         vals = [next(e for e in tables["ope"][p] if e["estimator"] == est) for p in policies]
         x = np.arange(len(policies)) + i * width
-        ax.errorbar(x, [v["value"] for v in vals], yerr=[[v["value"] - v["low"] for v in vals], [v["high"] - v["value"] for v in vals]],
-                    fmt="o", capsize=3, label=est)
+        ax.errorbar(
+            x,
+            [v["value"] for v in vals],
+            yerr=[[v["value"] - v["low"] for v in vals], [v["high"] - v["value"] for v in vals]],
+            fmt="o",
+            capsize=3,
+            label=est,
+        )
     if truth:
         tv = truth["true_value_per_slot"]
-        ax.scatter(np.arange(len(policies)) + 0.4 - width / 2, [tv.get(p, np.nan) for p in policies], marker="*", s=150,
-                   color="black", label="truth (own A/B logs)", zorder=5)
+        ax.scatter(
+            np.arange(len(policies)) + 0.4 - width / 2,
+            [tv.get(p, np.nan) for p in policies],
+            marker="*",
+            s=150,
+            color="black",
+            label="truth (own A/B logs)",
+            zorder=5,
+        )
     ax.set_xticks(np.arange(len(policies)) + 0.4 - width / 2, [NAMES.get(p, p) for p in policies])
     ax.set(ylabel="reward per slot", title="Off-policy estimates vs truth")
     ax.legend(fontsize=7, ncol=3)
@@ -71,7 +94,9 @@ def _figures(tables: dict, curves: dict[str, pl.DataFrame]) -> list[tuple[str, s
             ax.plot(c["kl"], c["reward"], ".", ms=3, label="proxy reward (reward model)")
             if c["true_value"].null_count() < c.height:
                 ax.plot(c["kl"], c["true_value"], ".", ms=3, label="true long-term value")
-            ax.set(xlabel="KL to SFT", ylabel="per slate item", title=f"{NAMES.get(name, name)}: reward vs KL")
+            ax.set(
+                xlabel="KL to SFT", ylabel="per slate item", title=f"{NAMES.get(name, name)}: reward vs KL"
+            )
             ax.legend(fontsize=7)
         out.append(("Over-optimisation watch", _png(fig)))
     return out
@@ -89,66 +114,131 @@ def _table(rows: list[dict], columns: list[str]) -> str:
 def render_html(tables: dict, curves: dict[str, pl.DataFrame]) -> str:
     sections = []
     if not tables["has_truth"]:
-        sections.append("<p class='note'><b>No ground truth exists for these logs</b> (they were ingested, not "
-                        "simulated): the report shows offline estimates and ranking metrics only.</p>")
+        sections.append(
+            "<p class='note'><b>No ground truth exists for these logs</b> (they were ingested, not "
+            "simulated): the report shows offline estimates and ranking metrics only.</p>"
+        )
     for title, img in _figures(tables, curves):
         sections.append(f"<h2>{html.escape(title)}</h2>{img}")
     ope_rows = [{"policy": NAMES.get(p, p), **e} for p, es in tables["ope"].items() for e in es]
-    sections.append("<h2>Off-policy estimates (reward per slot)</h2>" + _table(
-        ope_rows, ["policy", "estimator", "value", "low", "high", "ess", "max_weight", "clipped_share", "clip"]))
+    sections.append(
+        "<h2>Off-policy estimates (reward per slot)</h2>"
+        + _table(
+            ope_rows,
+            ["policy", "estimator", "value", "low", "high", "ess", "max_weight", "clipped_share", "clip"],
+        )
+    )
     if tables["truth"]:
         tv = tables["truth"]["true_value_per_slot"]
-        err_rows = [{"policy": NAMES.get(p, p), "estimator": e["estimator"], "estimate": e["value"], "truth": tv[p],
-                     "error": e["value"] - tv[p]} for p, es in tables["ope"].items() if p in tv for e in es]
-        sections.append("<h2>Estimator error against the truth</h2>" + _table(err_rows, ["policy", "estimator", "estimate", "truth", "error"]))
-        ab_rows = [{"arm": NAMES.get(r["arm"], r["arm"]), **{k: r[k] for k in ("metric", "mean", "low", "high")}} for r in tables["truth"]["ab"]]
-        sections.append("<h2>Simulated A/B test</h2>" + _table(ab_rows, ["arm", "metric", "mean", "low", "high"]))
+        err_rows = [
+            {
+                "policy": NAMES.get(p, p),
+                "estimator": e["estimator"],
+                "estimate": e["value"],
+                "truth": tv[p],
+                "error": e["value"] - tv[p],
+            }
+            for p, es in tables["ope"].items()
+            if p in tv
+            for e in es
+        ]
+        sections.append(
+            "<h2>Estimator error against the truth</h2>"
+            + _table(err_rows, ["policy", "estimator", "estimate", "truth", "error"])
+        )
+        ab_rows = [
+            {"arm": NAMES.get(r["arm"], r["arm"]), **{k: r[k] for k in ("metric", "mean", "low", "high")}}
+            for r in tables["truth"]["ab"]
+        ]
+        sections.append(
+            "<h2>Simulated A/B test</h2>" + _table(ab_rows, ["arm", "metric", "mean", "low", "high"])
+        )
     rank_rows = [{"policy": NAMES.get(p, p), **m} for p, m in tables["ranking"].items()]
-    sections.append("<h2>Ranking on held-out listeners' next plays</h2>" + _table(rank_rows, list(rank_rows[0].keys())))
+    sections.append(
+        "<h2>Ranking on held-out listeners' next plays</h2>" + _table(rank_rows, list(rank_rows[0].keys()))
+    )
     if tables["plan"]:
         p = tables["plan"]
-        sections.append(f"<h2>A/B planning</h2><p>To detect the estimated lift of {p['lift_per_slot']:.4f} reward per slot "
-                        f"(mid-term-RL vs logging) with {p['power']:.0%} power: <b>{p['users_per_arm']:.0f} users per arm</b> "
-                        f"for {p['days']} days ({p['user_days_per_arm']:.3g} user-days per arm).</p>")
+        sections.append(
+            f"<h2>A/B planning</h2><p>To detect the estimated lift of {p['lift_per_slot']:.4f} reward per "
+            "slot "
+            f"(mid-term-RL vs logging) with {p['power']:.0%} power: <b>{p['users_per_arm']:.0f} users per "
+            "arm</b> "
+            f"for {p['days']} days ({p['user_days_per_arm']:.3g} user-days per arm).</p>"
+        )
         t = (tables["truth"] or {}).get("plan_active_days")
         if t:
-            sections.append(f"<p>The truth tells a different story: mid-term-RL's true lift in {tables['truth']['days']}-day "
-                            f"active days over logging is {t['lift']:.3f} days (per-user SD {t['sd_per_user']:.2f}), which "
-                            f"needs <b>{t['users_per_arm']:.0f} users per arm</b> to detect with {t['power']:.0%} power. "
-                            "Plan on the outcome you care about, not on the reward model's scale.</p>")
+            sections.append(
+                "<p>The truth tells a different story: mid-term-RL's true lift in "
+                f"{tables['truth']['days']}-day "
+                f"active days over logging is {t['lift']:.3f} days (per-user SD {t['sd_per_user']:.2f}), "
+                "which "
+                f"needs <b>{t['users_per_arm']:.0f} users per arm</b> to detect with {t['power']:.0%} power. "
+                "Plan on the outcome you care about, not on the reward model's scale.</p>"
+            )
     gate = tables["gate"]
     reasons = "".join(f"<li>{html.escape(r)}</li>" for r in gate["reasons"])
-    sections.append(f"<h2>Promotion gate: {html.escape(gate['gate'])}</h2><p>mid-term-RL (the challenger) against the "
-                    f"{html.escape(gate['baseline'])} policy. The register stage applies this decision.</p><ul>{reasons}</ul>")
-    style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}table{border-collapse:collapse;"
-             "font-size:12px;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}"
-             "th{background:#f2f2f2}.note{background:#fff4d6;padding:8px;border-left:4px solid #e0a800}")
-    return f"<!doctype html><html><head><meta charset='utf-8'><title>Encore evaluation</title><style>{style}</style></head>" \
-           f"<body><h1>Encore evaluation</h1><p>{tables['logged_slates']} held-out logged slates.</p>{''.join(sections)}</body></html>"
+    sections.append(
+        f"<h2>Promotion gate: {html.escape(gate['gate'])}</h2><p>mid-term-RL (the challenger) against the "
+        f"{html.escape(gate['baseline'])} policy. The register stage applies this "
+        f"decision.</p><ul>{reasons}</ul>"
+    )
+    style = (
+        "body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
+        "table{border-collapse:collapse;font-size:12px;margin:1em 0}"
+        "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}"
+        "th{background:#f2f2f2}.note{background:#fff4d6;padding:8px;border-left:4px solid #e0a800}"
+    )
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>Encore "
+        f"evaluation</title><style>{style}</style></head>"
+        f"<body><h1>Encore evaluation</h1><p>{tables['logged_slates']} held-out logged "
+        f"slates.</p>{''.join(sections)}</body></html>"
+    )
 
 
 def render_markdown(tables: dict) -> str:
     lines = ["# Encore evaluation summary", ""]
     if not tables["has_truth"]:
-        lines += ["**No ground truth exists for these logs** (ingested, not simulated): offline estimates and ranking only.", ""]
+        lines += [
+            "**No ground truth exists for these logs** (ingested, not simulated): offline estimates and "
+            "ranking only.",
+            "",
+        ]
     dr = {p: next(e for e in es if e["estimator"] == "dr") for p, es in tables["ope"].items()}
     lines += ["| policy | DR value per slot (95% CI) | truth |", "|---|---|---|"]
     tv = tables["truth"].get("true_value_per_slot", {}) if tables["truth"] else {}
     for p, e in dr.items():
-        lines.append(f"| {NAMES.get(p, p)} | {e['value']:.4f} [{e['low']:.4f}, {e['high']:.4f}] | {tv.get(p, float('nan')):.4f} |")
+        lines.append(
+            f"| {NAMES.get(p, p)} | {e['value']:.4f} [{e['low']:.4f}, {e['high']:.4f}] | "
+            f"{tv.get(p, float('nan')):.4f} |"
+        )
     if tables["truth"]:
         lines += ["", "| arm | true active days (95% CI) |", "|---|---|"]
         for r in tables["truth"]["ab"]:
             if r["metric"] == "active_days":
-                lines.append(f"| {NAMES.get(r['arm'], r['arm'])} | {r['mean']:.2f} [{r['low']:.2f}, {r['high']:.2f}] |")
+                lines.append(
+                    f"| {NAMES.get(r['arm'], r['arm'])} | {r['mean']:.2f} [{r['low']:.2f}, {r['high']:.2f}] |"
+                )
     if tables["plan"]:
         p = tables["plan"]
-        lines += ["", f"A/B planning: {p['users_per_arm']:.0f} users per arm for {p['days']} days to detect the estimated lift "
-                  f"(reward per slot, off-policy) with {p['power']:.0%} power."]
+        lines += [
+            "",
+            f"A/B planning: {p['users_per_arm']:.0f} users per arm for {p['days']} days to detect the "
+            "estimated lift "
+            f"(reward per slot, off-policy) with {p['power']:.0%} power.",
+        ]
         t = (tables["truth"] or {}).get("plan_active_days")
         if t:
-            lines.append(f"With the truth: the true lift in active days ({t['lift']:.3f}) needs {t['users_per_arm']:.0f} users per arm.")
+            lines.append(
+                f"With the truth: the true lift in active days ({t['lift']:.3f}) needs "
+                f"{t['users_per_arm']:.0f} users per arm."
+            )
     gate = tables["gate"]
-    lines += ["", f"**Promotion gate: {gate['gate']}** (mid-term-RL against the {gate['baseline']} policy)", ""]
+    lines += [
+        "",
+        f"**Promotion gate: {gate['gate']}** (mid-term-RL against the {gate['baseline']} policy)",
+        "",
+    ]
     lines += [f"- {r}" for r in gate["reasons"]]
     return "\n".join(lines) + "\n"

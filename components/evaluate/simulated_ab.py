@@ -25,6 +25,10 @@ def world_policies(world_dir: Path) -> dict:
     }
 
 
-def simulated_ab(world_dir: Path, policies: dict, ab: ABParams, progress: bool = True, record: bool = False) -> ABResult:
+def simulated_ab(
+    world_dir: Path, policies: dict, ab: ABParams, progress: bool = True, record: bool = False
+) -> ABResult:
     world, next_day = load_world(world_dir)
-    return run_ab(world, policies, ab.horizon_days, ab.seed, next_day, ab.n_users, ab.confidence, progress, record)
+    return run_ab(
+        world, policies, ab.horizon_days, ab.seed, next_day, ab.n_users, ab.confidence, progress, record
+    )

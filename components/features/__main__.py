@@ -26,17 +26,27 @@ def main(
     set_: list[str] = set_option(),
     raw_dir: Path = typer.Option(Path("data/raw"), "--raw-dir", help="the validated raw logs"),
     out_dir: Path = typer.Option(
-        Path("data/features"), "--out-dir",
+        Path("data/features"),
+        "--out-dir",
         help="gets sources/*.parquet, feast/ (registry, SQLite online store) and train_frame.parquet",
     ),
-    metrics_path: Path = typer.Option(Path("metrics/features.json"), "--metrics", help="row counts, null rates, timings"),
+    metrics_path: Path = typer.Option(
+        Path("metrics/features.json"), "--metrics", help="row counts, null rates, timings"
+    ),
 ) -> None:
     """Build features (see HELP)."""
     with user_errors("features"):
         from components.features.core import run
         from components.stage import execute
 
-        execute("features", SECTIONS, params, lambda p: run(p, raw_dir, out_dir), metrics_path, overrides=overrides(set_))
+        execute(
+            "features",
+            SECTIONS,
+            params,
+            lambda p: run(p, raw_dir, out_dir),
+            metrics_path,
+            overrides=overrides(set_),
+        )
 
 
 if __name__ == "__main__":

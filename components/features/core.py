@@ -19,7 +19,13 @@ import polars as pl
 from tqdm.auto import tqdm
 
 from components.features import sources as S
-from components.featurestore.definitions import SOURCE_FILES, SOURCES_DIR, TRAIN_FRAME, VIEW_KEYS, feast_objects
+from components.featurestore.definitions import (
+    SOURCE_FILES,
+    SOURCES_DIR,
+    TRAIN_FRAME,
+    VIEW_KEYS,
+    feast_objects,
+)
 from components.featurestore.store import (
     add_request_features,
     apply,
@@ -33,7 +39,17 @@ from components.io import atomic_dir
 from components.logs import Logs, load_logs
 from components.params import Params
 
-IMPRESSION_KEYS = ["event_id", "user_id", "track_id", "artist_id", "ts", "session_id", "position", "policy_id", "propensity"]
+IMPRESSION_KEYS = [
+    "event_id",
+    "user_id",
+    "track_id",
+    "artist_id",
+    "ts",
+    "session_id",
+    "position",
+    "policy_id",
+    "propensity",
+]
 LOG_COLUMNS = {
     "impressions": IMPRESSION_KEYS + ["streamed", "skipped", "saved"],
     "plays": ["user_id", "ts", "track_id", "artist_id", "ms_played", "source"],

@@ -27,9 +27,14 @@ import polars as pl
 from components.logs import DAY_US, Logs, day_index, dense_ids, snapshot_ts
 from components.params import FeaturesParams
 
-def _grid(row: np.ndarray, day: np.ndarray, n_rows: int, n_days: int, weights: np.ndarray | None = None) -> np.ndarray:
+
+def _grid(
+    row: np.ndarray, day: np.ndarray, n_rows: int, n_days: int, weights: np.ndarray | None = None
+) -> np.ndarray:
     """(n_rows, n_days + 1) cumulative totals: G[r, k] = total on days < k."""
-    counts = np.bincount(row * n_days + day, weights=weights, minlength=n_rows * n_days).reshape(n_rows, n_days)
+    counts = np.bincount(row * n_days + day, weights=weights, minlength=n_rows * n_days).reshape(
+        n_rows, n_days
+    )
     grid = np.zeros((n_rows, n_days + 1), dtype=np.float64)
     np.cumsum(counts, axis=1, out=grid[:, 1:])
     return grid
@@ -47,8 +52,13 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
         return np.where(den > 0, num / np.maximum(den, 1), np.nan)
 
 
-def _frame(keys: dict[str, np.ndarray], start: datetime, days: np.ndarray,
-           counts: dict[str, np.ndarray], rates: dict[str, np.ndarray]) -> pl.DataFrame:
+def _frame(
+    keys: dict[str, np.ndarray],
+    start: datetime,
+    days: np.ndarray,
+    counts: dict[str, np.ndarray],
+    rates: dict[str, np.ndarray],
+) -> pl.DataFrame:
     """Keys + Int64 counts + Float64 rates (NaN -> null) + event_timestamp."""
     return pl.DataFrame(
         {
@@ -69,7 +79,9 @@ def user_activity(logs: Logs, fp: FeaturesParams) -> pl.DataFrame:
     """Per live user per day: streams, active days, engagement with recommendations, genre entropy, tenure."""
     D, s, w = logs.n_days, fp.short_window_days, fp.long_window_days
     imp, plays, users = logs.impressions, logs.plays, logs.users
-    iu, pu, uu = dense_ids(imp["user_id"].to_numpy(), plays["user_id"].to_numpy(), users["user_id"].to_numpy())
+    iu, pu, uu = dense_ids(
+        imp["user_id"].to_numpy(), plays["user_id"].to_numpy(), users["user_id"].to_numpy()
+    )
     U = int(uu.max(initial=-1)) + 1
     idays, pdays = day_index(imp["ts"], logs.start), day_index(plays["ts"], logs.start)
 
@@ -81,7 +93,9 @@ def user_activity(logs: Logs, fp: FeaturesParams) -> pl.DataFrame:
     long_imp, long_plays = _rolling(imp_g, w), _rolling(plays_g, w)
 
     def rate(flag: str) -> np.ndarray:
-        return _ratio(_rolling(_grid(iu, idays, U, D, weights=imp[flag].to_numpy().astype(float)), w), long_imp)
+        return _ratio(
+            _rolling(_grid(iu, idays, U, D, weights=imp[flag].to_numpy().astype(float)), w), long_imp
+        )
 
     counts = {
         f"u_streams_{s}d": _rolling(plays_g, s),
@@ -110,17 +124,24 @@ def user_activity(logs: Logs, fp: FeaturesParams) -> pl.DataFrame:
     ids = np.zeros(U, np.int64)
     ids[uu] = users["user_id"].to_numpy()
     frame = _frame(
-        {"user_id": ids[rows]}, logs.start, days,
-        {k: v[rows, days] for k, v in counts.items()}, {k: v[rows, days] for k, v in rates.items()},
+        {"user_id": ids[rows]},
+        logs.start,
+        days,
+        {k: v[rows, days] for k, v in counts.items()},
+        {k: v[rows, days] for k, v in rates.items()},
     )
     # share of the listener's streams per genre (genres in ascending id order), null if none
     mix_rows = mix[rows, days]
     has = ~np.isnan(mix_rows[:, 0])
     mix_col = pl.Series(f"u_genre_mix_{w}d", np.where(has[:, None], mix_rows, 0.0)).cast(pl.List(pl.Float64))
-    return frame.with_columns(pl.when(pl.Series(has)).then(mix_col).otherwise(None).alias(f"u_genre_mix_{w}d"))
+    return frame.with_columns(
+        pl.when(pl.Series(has)).then(mix_col).otherwise(None).alias(f"u_genre_mix_{w}d")
+    )
 
 
-def _genre_mix(pu: np.ndarray, pdays: np.ndarray, g: np.ndarray, G: int, U: int, D: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+def _genre_mix(
+    pu: np.ndarray, pdays: np.ndarray, g: np.ndarray, G: int, U: int, D: int, w: int
+) -> tuple[np.ndarray, np.ndarray]:
     """(U, D) Shannon entropy (nats) of the genres streamed over the last ``w`` days, and the
     (U, D, G) genre shares themselves; NaN where the listener streamed nothing."""
     counts = np.bincount((pu * D + pdays) * G + g, minlength=U * D * G).reshape(U, D, G)
@@ -140,7 +161,9 @@ def track_stats(logs: Logs, fp: FeaturesParams) -> pl.DataFrame:
     """Per track per day: rolling impressions, stream/skip/save rates, plays (popularity), age."""
     D, w = logs.n_days, fp.long_window_days
     imp, plays, tracks = logs.impressions, logs.plays, logs.tracks
-    it, pt, tt = dense_ids(imp["track_id"].to_numpy(), plays["track_id"].to_numpy(), tracks["track_id"].to_numpy())
+    it, pt, tt = dense_ids(
+        imp["track_id"].to_numpy(), plays["track_id"].to_numpy(), tracks["track_id"].to_numpy()
+    )
     T = int(tt.max(initial=-1)) + 1
     idays, pdays = day_index(imp["ts"], logs.start), day_index(plays["ts"], logs.start)
     imp_w = _rolling(_grid(it, idays, T, D), w)
@@ -152,7 +175,7 @@ def track_stats(logs: Logs, fp: FeaturesParams) -> pl.DataFrame:
     release_day = np.floor((tracks["release_ts"].dt.epoch("us").to_numpy() - start_us) / DAY_US)
     rows = np.repeat(tt, D)
     days = np.tile(np.arange(D), len(tt))
-    age = (days + 1 - np.repeat(release_day, D))
+    age = days + 1 - np.repeat(release_day, D)
     plays_w = _rolling(_grid(pt, pdays, T, D), w)
     # how much of the track people listen to, and how often they come back to it on their
     # own: engagement beyond the click, the track-level trace of lasting value
@@ -160,7 +183,9 @@ def track_stats(logs: Logs, fp: FeaturesParams) -> pl.DataFrame:
     duration[tt] = tracks["duration_ms"].to_numpy()
     completion = np.clip(plays["ms_played"].to_numpy() / np.maximum(duration[pt], 1.0), 0.0, 1.0)
     completion_w = _rolling(_grid(pt, pdays, T, D, weights=completion), w)
-    organic_w = _rolling(_grid(pt, pdays, T, D, weights=(plays["source"] == "organic").to_numpy().astype(float)), w)
+    organic_w = _rolling(
+        _grid(pt, pdays, T, D, weights=(plays["source"] == "organic").to_numpy().astype(float)), w
+    )
     counts = {
         f"t_impressions_{w}d": imp_w[rows, days],
         f"t_plays_{w}d": plays_w[rows, days],
@@ -178,13 +203,17 @@ def track_stats(logs: Logs, fp: FeaturesParams) -> pl.DataFrame:
     }
     keep = age > 0  # a track exists from the day after its release
     return _frame(
-        {"track_id": np.repeat(tracks["track_id"].to_numpy(), D)[keep]}, logs.start, days[keep],
-        {k: v[keep] for k, v in counts.items()}, {k: v[keep] for k, v in rates.items()},
+        {"track_id": np.repeat(tracks["track_id"].to_numpy(), D)[keep]},
+        logs.start,
+        days[keep],
+        {k: v[keep] for k, v in counts.items()},
+        {k: v[keep] for k, v in rates.items()},
     )
 
 
 def user_artist(logs: Logs) -> pl.DataFrame:
-    """Per (user, artist), a row on each day the pair was played: cumulative plays, distinct days, last day."""
+    """Per (user, artist), a row on each day the pair was played: cumulative plays, distinct days,
+    last day."""
     plays = logs.plays.select("user_id", "artist_id", day=pl.Series(day_index(logs.plays["ts"], logs.start)))
     daily = plays.group_by("user_id", "artist_id", "day").agg(n=pl.len()).sort("user_id", "artist_id", "day")
     daily = daily.with_columns(
@@ -193,8 +222,11 @@ def user_artist(logs: Logs) -> pl.DataFrame:
         ua_last_play_epoch_day=(pl.col("day") + int(logs.start.timestamp() // 86_400)).cast(pl.Int64),
     )
     return daily.select(
-        "user_id", "artist_id",
-        pl.col("ua_plays").cast(pl.Int64), pl.col("ua_days_played").cast(pl.Int64), "ua_last_play_epoch_day",
+        "user_id",
+        "artist_id",
+        pl.col("ua_plays").cast(pl.Int64),
+        pl.col("ua_days_played").cast(pl.Int64),
+        "ua_last_play_epoch_day",
     ).with_columns(snapshot_ts(logs.start, daily["day"].to_numpy()))
 
 
@@ -213,7 +245,11 @@ def user_history(logs: Logs, fp: FeaturesParams) -> pl.DataFrame:
     idx = ends[:, None] - H + np.arange(H)[None, :]
     valid = idx >= user_start[:, None]
     recent = np.where(valid, track[np.clip(idx, 0, None)], -1)
-    history = pl.Series("recent_tracks", recent).cast(pl.List(pl.Int64)).list.eval(pl.element().filter(pl.element() >= 0))
+    history = (
+        pl.Series("recent_tracks", recent)
+        .cast(pl.List(pl.Int64))
+        .list.eval(pl.element().filter(pl.element() >= 0))
+    )
     return pl.DataFrame({"user_id": user[ends - 1], "recent_tracks": history}).with_columns(
         snapshot_ts(logs.start, days[ends - 1])
     )

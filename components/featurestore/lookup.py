@@ -26,7 +26,9 @@ class FeatureLookup:
         self.as_of = as_of
 
     @classmethod
-    def from_sources(cls, features_dir: Path, fp: FeaturesParams, tracks: pl.DataFrame, as_of: datetime | None = None) -> "FeatureLookup":
+    def from_sources(
+        cls, features_dir: Path, fp: FeaturesParams, tracks: pl.DataFrame, as_of: datetime | None = None
+    ) -> "FeatureLookup":
         src = Path(features_dir) / SOURCES_DIR
         frames = {name: pl.read_parquet(src / f) for name, f in SOURCE_FILES.items()}
         as_of = as_of or max(f["event_timestamp"].max() for f in frames.values())
@@ -34,22 +36,35 @@ class FeatureLookup:
         for name, frame in frames.items():
             oldest = as_of - view_ttl(name, fp)
             fresh = frame.filter((pl.col("event_timestamp") <= as_of) & (pl.col("event_timestamp") >= oldest))
-            views[name] = fresh.sort("event_timestamp").group_by(VIEW_KEYS[name]).last().drop("event_timestamp")
+            views[name] = (
+                fresh.sort("event_timestamp").group_by(VIEW_KEYS[name]).last().drop("event_timestamp")
+            )
         return cls(views, tracks, as_of)
 
     def users(self) -> pl.DataFrame:
         """Every user with a fresh activity snapshot, with their features and recent tracks."""
-        return self.views["user_activity"].join(self.views["user_history"], on="user_id", how="left").sort("user_id")
+        return (
+            self.views["user_activity"]
+            .join(self.views["user_history"], on="user_id", how="left")
+            .sort("user_id")
+        )
 
-    def frame(self, user_ids: np.ndarray, slates: np.ndarray, histories: list[list[int]] | None = None,
-              request_ts: datetime | None = None) -> pl.DataFrame:
+    def frame(
+        self,
+        user_ids: np.ndarray,
+        slates: np.ndarray,
+        histories: list[list[int]] | None = None,
+        request_ts: datetime | None = None,
+    ) -> pl.DataFrame:
         """One row per (user, slate item), row-major: the columns the reward model encodes."""
         n, k = slates.shape
-        rows = pl.DataFrame({
-            "user_id": np.repeat(np.asarray(user_ids, dtype=np.int64), k),
-            "track_id": slates.reshape(-1).astype(np.int64),
-            "row": np.arange(n * k),
-        }).join(self.tracks, on="track_id", how="left")
+        rows = pl.DataFrame(
+            {
+                "user_id": np.repeat(np.asarray(user_ids, dtype=np.int64), k),
+                "track_id": slates.reshape(-1).astype(np.int64),
+                "row": np.arange(n * k),
+            }
+        ).join(self.tracks, on="track_id", how="left")
         rows = rows.join(self.views["user_activity"], on="user_id", how="left")
         rows = rows.join(self.views["track_stats"], on="track_id", how="left")
         rows = rows.join(self.views["user_artist"], on=["user_id", "artist_id"], how="left")

@@ -54,8 +54,10 @@ def _cluster_file(fp: FeaturesParams) -> Path:
     path = Path(os.environ.get("ENCORE_FEAST_CONFIG", fp.cluster_config))
     path = path if path.is_absolute() else project_root() / path
     if not path.exists():
-        raise ParamsError(f"{path}: the cluster Feast configuration (features.store: cluster) is not there; "
-                          "deploy k8s/base/feast (it mounts it) or set ENCORE_FEAST_CONFIG.")
+        raise ParamsError(
+            f"{path}: the cluster Feast configuration (features.store: cluster) is not there; "
+            "deploy k8s/base/feast (it mounts it) or set ENCORE_FEAST_CONFIG."
+        )
     return path
 
 
@@ -63,7 +65,10 @@ def _expand_env(text: str, where: str) -> str:
     """Substitute ``${NAME}``; a variable that is not set is an error naming it."""
     missing = sorted({m for m in re.findall(r"\$\{(\w+)\}", text) if m not in os.environ})
     if missing:
-        raise ParamsError(f"{where}: environment variable(s) {', '.join(missing)} not set (the cluster Feast config reads them).")
+        raise ParamsError(
+            f"{where}: environment variable(s) {', '.join(missing)} not set (the cluster Feast config "
+            "reads them)."
+        )
     return re.sub(r"\$\{(\w+)\}", lambda m: os.environ[m.group(1)], text)
 
 
@@ -92,13 +97,17 @@ def add_request_features(frame: pl.DataFrame, ts_column: str) -> pl.DataFrame:
     played the candidate's artist (null if never).
     """
     request_day = pl.col(ts_column).dt.epoch("us") // EPOCH_DAY_US
-    return frame.with_columns(ua_days_since_last_play=(request_day - pl.col("ua_last_play_epoch_day")).cast(pl.Int64))
+    return frame.with_columns(
+        ua_days_since_last_play=(request_day - pl.col("ua_last_play_epoch_day")).cast(pl.Int64)
+    )
 
 
 def historical(store: Any, entities: pl.DataFrame, features: Any) -> pl.DataFrame:
     """Point-in-time join of ``features`` (a service, or ``view:feature`` refs) onto ``entities``
     (join keys + ``event_timestamp``)."""
-    job = store.get_historical_features(entity_df=entities.to_pandas(use_pyarrow_extension_array=False), features=features)
+    job = store.get_historical_features(
+        entity_df=entities.to_pandas(use_pyarrow_extension_array=False), features=features
+    )
     return pl.from_arrow(job.to_arrow())
 
 

@@ -25,7 +25,9 @@ def main(
     params: Path = params_option(),
     set_: list[str] = set_option(),
     raw_dir: Path = typer.Option(Path("data/raw"), "--raw-dir", help="the validated raw logs"),
-    out_dir: Path = typer.Option(Path("data/labels"), "--out-dir", help="gets labels.parquet (one row per impression)"),
+    out_dir: Path = typer.Option(
+        Path("data/labels"), "--out-dir", help="gets labels.parquet (one row per impression)"
+    ),
     metrics_path: Path = typer.Option(
         Path("metrics/label.json"), "--metrics", help="label rates, censored counts, surrogate accuracy"
     ),
@@ -35,7 +37,14 @@ def main(
         from components.label.core import run
         from components.stage import execute
 
-        execute("label", SECTIONS, params, lambda p: run(p, raw_dir, out_dir), metrics_path, overrides=overrides(set_))
+        execute(
+            "label",
+            SECTIONS,
+            params,
+            lambda p: run(p, raw_dir, out_dir),
+            metrics_path,
+            overrides=overrides(set_),
+        )
 
 
 if __name__ == "__main__":

@@ -48,9 +48,19 @@ def label_metrics(frame: pl.DataFrame) -> dict[str, float]:
     out: dict[str, float] = {"label/impressions": n}
     for name in ("streamed", "skipped", "saved", "artist_return_14d", "retained_28d"):
         col = frame[name]
-        out[f"label/{name}_rate"] = float(col.cast(pl.Float64).mean()) if col.null_count() < n else float("nan")
+        out[f"label/{name}_rate"] = (
+            float(col.cast(pl.Float64).mean()) if col.null_count() < n else float("nan")
+        )
     for name in ("active_days_7d", "active_days_28d", "surrogate_active_days_28d", "reward"):
-        out[f"label/{name}_mean"] = float(frame[name].mean()) if frame[name].null_count() < n else float("nan")
-    for name in ("active_days_7d", "artist_return_14d", "retained_28d", "surrogate_active_days_28d", "reward"):
+        out[f"label/{name}_mean"] = (
+            float(frame[name].mean()) if frame[name].null_count() < n else float("nan")
+        )
+    for name in (
+        "active_days_7d",
+        "artist_return_14d",
+        "retained_28d",
+        "surrogate_active_days_28d",
+        "reward",
+    ):
         out[f"label/censored/{name}"] = int(frame[name].null_count())
     return out

@@ -24,8 +24,15 @@ def generation_kwargs(vocab: ItemVocab) -> dict:
     }
 
 
-def generate_slates(model, vocab: ItemVocab, prompts: np.ndarray, sample: bool, seed: int = 0,
-                    temperature: float = 1.0, batch_size: int = 4096) -> np.ndarray:
+def generate_slates(
+    model,
+    vocab: ItemVocab,
+    prompts: np.ndarray,
+    sample: bool,
+    seed: int = 0,
+    temperature: float = 1.0,
+    batch_size: int = 4096,
+) -> np.ndarray:
     """(n, k) track ids generated for (n, prompt_length) prompt ids.
 
     The same constraints as :func:`generation_kwargs`, applied as one boolean mask per row
@@ -60,8 +67,14 @@ def generate_slates(model, vocab: ItemVocab, prompts: np.ndarray, sample: bool, 
     return out
 
 
-def slot_probabilities(model, vocab: ItemVocab, prompts: np.ndarray, slates: np.ndarray, batch_size: int = 2048,
-                      temperature: float | None = 1.0) -> np.ndarray:
+def slot_probabilities(
+    model,
+    vocab: ItemVocab,
+    prompts: np.ndarray,
+    slates: np.ndarray,
+    batch_size: int = 2048,
+    temperature: float | None = 1.0,
+) -> np.ndarray:
     """(n, k) probability the constrained policy puts ``slates[:, j]`` in slot j given the slots before.
 
     Same masks as generation (non-tracks, prompt tracks and earlier slots are impossible):

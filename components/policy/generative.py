@@ -19,8 +19,16 @@ from components.protocol import Contexts, Slates
 class GenerativePolicy:
     """Sample (or greedily decode) a slate per context from a causal-LM policy."""
 
-    def __init__(self, model, vocab: ItemVocab, lookup: FeatureLookup, policy_id: int, seed: int,
-                 sample: bool = True, temperature: float = 1.0):
+    def __init__(
+        self,
+        model,
+        vocab: ItemVocab,
+        lookup: FeatureLookup,
+        policy_id: int,
+        seed: int,
+        sample: bool = True,
+        temperature: float = 1.0,
+    ):
         self.model, self.vocab, self.policy_id = model, vocab, policy_id
         self.seed, self.sample, self.temperature = seed, sample, temperature
         self._features = lookup.views["user_activity"].select("user_id", *vocab.features)
@@ -35,6 +43,8 @@ class GenerativePolicy:
         seed = self.seed * 100_003 + int(contexts.day)
         return Slates(generate_slates(self.model, self.vocab, prompts, self.sample, seed, self.temperature))
 
-    def slot_probabilities(self, user_ids: np.ndarray, histories: np.ndarray, slates: np.ndarray) -> np.ndarray:
+    def slot_probabilities(
+        self, user_ids: np.ndarray, histories: np.ndarray, slates: np.ndarray
+    ) -> np.ndarray:
         """(n, k) per-slot probabilities of given slates under this policy (temperature 1)."""
         return slot_probabilities(self.model, self.vocab, self.prompts(user_ids, histories), slates)

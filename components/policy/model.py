@@ -26,23 +26,37 @@ def build(vocab: ItemVocab, mp: CausalLMParams, base_model: str, seed: int):
     if not base_model:
         tokenizer = vocab.new_tokenizer()
         config = GPT2Config(
-            vocab_size=len(tokenizer), n_positions=vocab.prompt_length + vocab.slate_size, n_embd=mp.n_embd,
-            n_layer=mp.n_layer, n_head=mp.n_head, resid_pdrop=mp.dropout, embd_pdrop=mp.dropout, attn_pdrop=mp.dropout,
-            bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+            vocab_size=len(tokenizer),
+            n_positions=vocab.prompt_length + vocab.slate_size,
+            n_embd=mp.n_embd,
+            n_layer=mp.n_layer,
+            n_head=mp.n_head,
+            resid_pdrop=mp.dropout,
+            embd_pdrop=mp.dropout,
+            attn_pdrop=mp.dropout,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
         )
         return GPT2LMHeadModel(config), tokenizer
     path = Path(base_model)
     if not (path / "config.json").exists():
-        raise ParamsError(f"sft_policy.base_model: {path} is not a local Hugging Face checkpoint (no config.json); "
-                          "Encore never downloads models.")
+        raise ParamsError(
+            f"sft_policy.base_model: {path} is not a local Hugging Face checkpoint (no config.json); "
+            "Encore never downloads models."
+        )
     base_tokenizer = AutoTokenizer.from_pretrained(path)
     tokenizer = vocab.new_tokenizer(base_vocab=base_tokenizer.get_vocab())
     model = AutoModelForCausalLM.from_pretrained(path)
     model.resize_token_embeddings(len(tokenizer))
-    positions = getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", None)
+    positions = getattr(model.config, "n_positions", None) or getattr(
+        model.config, "max_position_embeddings", None
+    )
     if positions is not None and positions < vocab.prompt_length + vocab.slate_size:
-        raise ParamsError(f"sft_policy.base_model: {path} handles {positions} positions; prompts + slates need "
-                          f"{vocab.prompt_length + vocab.slate_size}")
+        raise ParamsError(
+            f"sft_policy.base_model: {path} handles {positions} positions; prompts + slates need "
+            f"{vocab.prompt_length + vocab.slate_size}"
+        )
     model.config.pad_token_id = tokenizer.pad_token_id
     model.config.bos_token_id = tokenizer.bos_token_id
     model.config.eos_token_id = tokenizer.eos_token_id

@@ -26,7 +26,9 @@ class PolicyPyfunc(mlflow.pyfunc.PythonModel):
         from components.sequences import right_aligned
 
         frame = pl.from_pandas(model_input)
-        prompts = self.vocab.prompts(frame.select(self.vocab.features), right_aligned(frame["history"], self.vocab.history_length))
+        prompts = self.vocab.prompts(
+            frame.select(self.vocab.features), right_aligned(frame["history"], self.vocab.history_length)
+        )
         return generate_slates(self.model, self.vocab, prompts, sample=False).tolist()
 
 
@@ -38,7 +40,10 @@ def log_policy(policy_dir: Path, name: str) -> Any:
     from components.policy.vocab import ItemVocab
 
     vocab = ItemVocab.load(policy_dir)
-    example = pd.DataFrame({**{f: [1.0, 3.0] for f in vocab.features},
-                            "history": [vocab.track_ids[:5], vocab.track_ids[5:12]]})
+    example = pd.DataFrame(
+        {**{f: [1.0, 3.0] for f in vocab.features}, "history": [vocab.track_ids[:5], vocab.track_ids[5:12]]}
+    )
     slates = np.array([vocab.track_ids[20 : 20 + vocab.slate_size]] * 2)
-    return log_pyfunc(name, PolicyPyfunc(), {"policy": str(policy_dir)}, infer_signature(example, slates), example)
+    return log_pyfunc(
+        name, PolicyPyfunc(), {"policy": str(policy_dir)}, infer_signature(example, slates), example
+    )

@@ -31,14 +31,22 @@ class Sequences:
     features: pl.DataFrame  # (n rows) prompt features as of the day before
 
     def take(self, rows: np.ndarray) -> "Sequences":
-        return Sequences(self.user_id[rows], self.day[rows], self.history[rows], self.completion[rows], self.features[rows])
+        return Sequences(
+            self.user_id[rows], self.day[rows], self.history[rows], self.completion[rows], self.features[rows]
+        )
 
     def __len__(self) -> int:
         return len(self.user_id)
 
 
-def listening_sequences(plays: pl.DataFrame, activity: pl.DataFrame, features: list[str], start: datetime,
-                        history_length: int, k: int) -> Sequences:
+def listening_sequences(
+    plays: pl.DataFrame,
+    activity: pl.DataFrame,
+    features: list[str],
+    start: datetime,
+    history_length: int,
+    k: int,
+) -> Sequences:
     """Build sequences from ``plays`` (user_id, ts, track_id) and ``user_activity`` snapshots."""
     plays = plays.select("user_id", "ts", "track_id").sort("user_id", "ts")
     user = plays["user_id"].to_numpy()
@@ -47,7 +55,9 @@ def listening_sequences(plays: pl.DataFrame, activity: pl.DataFrame, features: l
     n = len(user)
     first_of_user = np.r_[True, user[1:] != user[:-1]]
     user_start = np.maximum.accumulate(np.where(first_of_user, np.arange(n), 0))
-    starts = np.flatnonzero(np.r_[True, (user[1:] != user[:-1]) | (day[1:] != day[:-1])])  # first play of each user-day
+    starts = np.flatnonzero(
+        np.r_[True, (user[1:] != user[:-1]) | (day[1:] != day[:-1])]
+    )  # first play of each user-day
 
     H, look = history_length, 4 * k
     hist_idx = starts[:, None] - H + np.arange(H)[None, :]
@@ -59,12 +69,18 @@ def listening_sequences(plays: pl.DataFrame, activity: pl.DataFrame, features: l
 
     rows = starts[ok]
     keys = pl.DataFrame({"user_id": user[rows], "event_timestamp": snapshot_ts(start, day[rows] - 1)})
-    feats = keys.join(activity.select("user_id", "event_timestamp", *features), on=["user_id", "event_timestamp"], how="left", maintain_order="left")
+    feats = keys.join(
+        activity.select("user_id", "event_timestamp", *features),
+        on=["user_id", "event_timestamp"],
+        how="left",
+        maintain_order="left",
+    )
     return Sequences(user[rows], day[rows], history[ok], completion, feats.select(features))
 
 
 def _first_new(ahead: np.ndarray, history: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per row, the first ``k`` distinct ids of ``ahead`` absent from ``history``; rows with fewer are dropped."""
+    """Per row, the first ``k`` distinct ids of ``ahead`` absent from ``history``; rows with fewer
+    are dropped."""
     n, look = ahead.shape
     keep = ahead >= 0
     keep &= ~(ahead[:, :, None] == history[:, None, :]).any(axis=2)
@@ -82,13 +98,19 @@ def split_users(user_id: np.ndarray, fraction: float, seed: int) -> np.ndarray:
     return ((user_id * 2_654_435_761 + seed * 7919) % 10_000) < int(fraction * 10_000)
 
 
-def load_sequences(sp: SFTParams, raw_dir: Path, features_dir: Path) -> tuple[Sequences, np.ndarray, datetime]:
+def load_sequences(
+    sp: SFTParams, raw_dir: Path, features_dir: Path
+) -> tuple[Sequences, np.ndarray, datetime]:
     """(every listening sequence in the logs, the catalogue's track ids, the log start)."""
     start, _ = window(raw_dir)
     plays = pl.from_arrow(contract.read(raw_dir, "plays", ["user_id", "ts", "track_id"]))
     activity = pl.read_parquet(Path(features_dir) / SOURCES_DIR / SOURCE_FILES["user_activity"])
     tracks = contract.read(raw_dir, "tracks", ["track_id"])["track_id"].to_numpy()
-    return listening_sequences(plays, activity, sp.prompt_features, start, sp.history_length, sp.slate_size), tracks, start
+    return (
+        listening_sequences(plays, activity, sp.prompt_features, start, sp.history_length, sp.slate_size),
+        tracks,
+        start,
+    )
 
 
 def split(seqs: Sequences, sp: SFTParams) -> tuple[Sequences, Sequences, int]:

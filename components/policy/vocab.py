@@ -50,8 +50,15 @@ class ItemVocab:
     # ------------------------------------------------------------------ fitting / tokenizer
 
     @classmethod
-    def fit(cls, snapshots: pl.DataFrame, features: list[str], track_ids: list[int], history_length: int,
-            slate_size: int, n_buckets: int) -> "ItemVocab":
+    def fit(
+        cls,
+        snapshots: pl.DataFrame,
+        features: list[str],
+        track_ids: list[int],
+        history_length: int,
+        slate_size: int,
+        n_buckets: int,
+    ) -> "ItemVocab":
         v = cls(sorted(track_ids), list(features), history_length, slate_size)
         for f in features:
             v.edges[f] = quantile_edges(snapshots[f].drop_nulls().cast(pl.Float64).to_numpy(), n_buckets)
@@ -74,8 +81,13 @@ class ItemVocab:
         tok = Tokenizer(WordLevel(vocab, unk_token="[UNK]"))
         tok.pre_tokenizer = WhitespaceSplit()
         return PreTrainedTokenizerFast(
-            tokenizer_object=tok, pad_token="[PAD]", bos_token="[BOS]", eos_token="[EOS]",
-            unk_token="[UNK]", sep_token="[SEP]", padding_side="left",
+            tokenizer_object=tok,
+            pad_token="[PAD]",
+            bos_token="[BOS]",
+            eos_token="[EOS]",
+            unk_token="[UNK]",
+            sep_token="[SEP]",
+            padding_side="left",
         )
 
     def bind(self, tokenizer) -> "ItemVocab":
@@ -125,8 +137,14 @@ class ItemVocab:
             values = features[f].cast(pl.Float64).fill_null(np.nan).to_numpy()
             bucket = bucket_of(values, self.edges[f])
             ids = np.array([self.id(f"{f}={b}") for b in range(len(self.edges[f]) + 1)])
-            out[:, 1 + j] = np.where(np.isnan(values), self.id(f"{f}=null"), ids[np.minimum(bucket, len(ids) - 1)])
-        hist = histories[:, -H:] if histories.shape[1] >= H else np.pad(histories, ((0, 0), (H - histories.shape[1], 0)), constant_values=-1)
+            out[:, 1 + j] = np.where(
+                np.isnan(values), self.id(f"{f}=null"), ids[np.minimum(bucket, len(ids) - 1)]
+            )
+        hist = (
+            histories[:, -H:]
+            if histories.shape[1] >= H
+            else np.pad(histories, ((0, 0), (H - histories.shape[1], 0)), constant_values=-1)
+        )
         out[:, 1 + len(self.features) : -1] = self.track_to_token(hist)
         out[:, -1] = self.id("[SEP]")
         return out
@@ -139,7 +157,9 @@ class ItemVocab:
     # ------------------------------------------------------------------ persistence
 
     def save(self, path: Path) -> None:
-        state = {k: getattr(self, k) for k in ("track_ids", "features", "history_length", "slate_size", "edges")}
+        state = {
+            k: getattr(self, k) for k in ("track_ids", "features", "history_length", "slate_size", "edges")
+        }
         (path / VOCAB_FILE).write_text(json.dumps(state))
 
     @classmethod

@@ -23,9 +23,15 @@ app = make_app(HELP)
 def main(
     params: Path = params_option(),
     set_: list[str] = set_option(),
-    raw_dir: Path = typer.Option(Path("data/raw"), "--raw-dir", help="where the raw-log tables and manifest.json go"),
-    world_dir: Path = typer.Option(Path("data/world"), "--world-dir", help="where the truth (or a no-truth note) goes"),
-    metrics_path: Path = typer.Option(Path("metrics/simulate.json"), "--metrics", help="JSON file for the stage's metrics"),
+    raw_dir: Path = typer.Option(
+        Path("data/raw"), "--raw-dir", help="where the raw-log tables and manifest.json go"
+    ),
+    world_dir: Path = typer.Option(
+        Path("data/world"), "--world-dir", help="where the truth (or a no-truth note) goes"
+    ),
+    metrics_path: Path = typer.Option(
+        Path("metrics/simulate.json"), "--metrics", help="JSON file for the stage's metrics"
+    ),
     progress: bool = typer.Option(True, help="show progress bars"),
 ) -> None:
     """Simulate or ingest, as params.yaml says."""
@@ -36,7 +42,14 @@ def main(
 
         p = load_params(params, overrides(set_), only=SECTIONS)
         seed_of = (lambda q: q.simulate.seed) if p.source.kind == "world" else None
-        execute(stage_name(p), SECTIONS, p, lambda q: run(q, raw_dir, world_dir, progress), metrics_path, seed_of=seed_of)
+        execute(
+            stage_name(p),
+            SECTIONS,
+            p,
+            lambda q: run(q, raw_dir, world_dir, progress),
+            metrics_path,
+            seed_of=seed_of,
+        )
 
 
 if __name__ == "__main__":

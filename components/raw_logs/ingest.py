@@ -33,7 +33,8 @@ def _source(logs_dir: Path, name: str) -> Path:
         if candidate.exists():
             return candidate
     raise ContractError(
-        f"{logs_dir}: table '{name}' not found (expected {name}.parquet or a folder {name}/ of parquet parts)."
+        f"{logs_dir}: table '{name}' not found (expected {name}.parquet or a folder {name}/ of parquet "
+        "parts)."
     )
 
 
@@ -57,7 +58,9 @@ def _copy_table(table: contract.Table, src: Path, dst: Path) -> tuple[int, datet
     return rows, lo, hi
 
 
-def ingest(params: Params, logs_dir: Path, raw_dir: Path, world_dir: Path, progress: bool = True) -> dict[str, float]:
+def ingest(
+    params: Params, logs_dir: Path, raw_dir: Path, world_dir: Path, progress: bool = True
+) -> dict[str, float]:
     """Ingest ``logs_dir`` into ``raw_dir``; write the no-truth note into ``world_dir``."""
     logs_dir = Path(logs_dir)
     if not logs_dir.is_dir():
@@ -96,7 +99,9 @@ def _window(logs_dir: Path, first: datetime, last: datetime) -> tuple[datetime, 
         try:
             return datetime.fromisoformat(meta["window_start"]), datetime.fromisoformat(meta["window_end"])
         except (KeyError, ValueError) as exc:
-            raise ContractError(f"{declared}: window_start/window_end must be ISO 8601 times ({exc}).") from None
+            raise ContractError(
+                f"{declared}: window_start/window_end must be ISO 8601 times ({exc})."
+            ) from None
     start = datetime(first.year, first.month, first.day, tzinfo=timezone.utc)
     end = datetime(last.year, last.month, last.day, tzinfo=timezone.utc) + timedelta(days=1)
     return start, end

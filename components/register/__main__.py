@@ -25,18 +25,29 @@ def main(
     set_: list[str] = set_option(),
     policy_dir: Path = typer.Option(Path("models/policy"), "--policy-dir", help="the challenger policy"),
     reward_dir: Path = typer.Option(Path("models/reward"), "--reward-dir", help="its reward model"),
-    evaluation_dir: Path = typer.Option(Path("reports/evaluation"), "--evaluation-dir", help="evaluate output (gate.json)"),
+    evaluation_dir: Path = typer.Option(
+        Path("reports/evaluation"), "--evaluation-dir", help="evaluate output (gate.json)"
+    ),
     metrics_path: Path = typer.Option(Path("metrics/register.json"), "--metrics", help="the decision record"),
 ) -> None:
     """Register and gate (see HELP)."""
     with user_errors("register"):
+        from components.paths import project_root
         from components.register.core import run
         from components.stage import execute
-        from components.paths import project_root
 
-        record = execute("register", SECTIONS, params, lambda p: run(p, policy_dir, reward_dir, evaluation_dir, project_root()),
-                         metrics_path, overrides=overrides(set_))
-        print(f"gate: {record['gate']}; registered: {record['registered']}; champion moved: {record['promoted']}")
+        record = execute(
+            "register",
+            SECTIONS,
+            params,
+            lambda p: run(p, policy_dir, reward_dir, evaluation_dir, project_root()),
+            metrics_path,
+            overrides=overrides(set_),
+        )
+        print(
+            f"gate: {record['gate']}; registered: {record['registered']}; champion moved: "
+            f"{record['promoted']}"
+        )
         for reason in record["reasons"]:
             print(f"  {reason}")
 

@@ -25,8 +25,15 @@ from components.tracking import tracking_uri
 CHALLENGER = "rlhf_midterm"  # the evaluation's name for the policy being registered
 
 
-def run(params: Params, policy_dir: Path, reward_dir: Path, evaluation_dir: Path, repo: Path,
-        pipeline_run_id: str | None = None, promote: bool | None = None) -> dict:
+def run(
+    params: Params,
+    policy_dir: Path,
+    reward_dir: Path,
+    evaluation_dir: Path,
+    repo: Path,
+    pipeline_run_id: str | None = None,
+    promote: bool | None = None,
+) -> dict:
     """Register and (maybe) promote; returns the decision record (also ``metrics/register.json``).
 
     ``pipeline_run_id``: the Kubeflow run (the pipeline passes its job id); ``dvc-local`` otherwise.
@@ -36,8 +43,10 @@ def run(params: Params, policy_dir: Path, reward_dir: Path, evaluation_dir: Path
     rp = params.register_
     gate = read_decision(evaluation_dir)
     if promote is not None and promote != (gate["gate"] == "promote"):
-        raise EncoreError(f"{evaluation_dir}: the pipeline passed promote={promote} but gate.json says "
-                          f"'{gate['gate']}'; refusing to register from an inconsistent decision.")
+        raise EncoreError(
+            f"{evaluation_dir}: the pipeline passed promote={promote} but gate.json says "
+            f"'{gate['gate']}'; refusing to register from an inconsistent decision."
+        )
     uri = tracking_uri(params.tracking)
     c = registry.connect(uri)
     params_hash = params.section_hash(*RUNTIME_SECTIONS)
@@ -46,8 +55,12 @@ def run(params: Params, policy_dir: Path, reward_dir: Path, evaluation_dir: Path
 
     existing = registry.version_with_fingerprint(c, rp.policy_model, fp)
     if existing is not None:
-        return record | {"registered": False, "promoted": False, "policy_version": int(existing.version),
-                         "note": "these exact models are already registered: nothing new, no alias moved"}
+        return record | {
+            "registered": False,
+            "promoted": False,
+            "policy_version": int(existing.version),
+            "note": "these exact models are already registered: nothing new, no alias moved",
+        }
 
     tags = {
         "encore.git_commit": registry.git_commit(repo),
@@ -59,7 +72,7 @@ def run(params: Params, policy_dir: Path, reward_dir: Path, evaluation_dir: Path
     }
     # inside the stage's MLflow run when tracking is on; a run of its own otherwise
     active = mlflow.active_run()
-    with (nullcontext(active) if active else mlflow.start_run(run_name="register")) as mlrun:
+    with nullcontext(active) if active else mlflow.start_run(run_name="register") as mlrun:
         mlflow.set_tags(tags)
         mlflow.log_dict(gate, "gate.json")
         policy_model, reward_model = _log_models(policy_dir, reward_dir)
@@ -74,16 +87,25 @@ def run(params: Params, policy_dir: Path, reward_dir: Path, evaluation_dir: Path
     if gate["gate"] == "promote":
         for name, v in ((rp.reward_model, reward_v), (rp.policy_model, policy_v)):
             c.set_registered_model_alias(name, "champion", v.version)
-    return record | {"registered": True, "promoted": gate["gate"] == "promote",
-                     "policy_version": int(policy_v.version), "reward_version": int(reward_v.version), "run_id": run_id,
-                     "policy_model_id": policy_model.model_id}
+    return record | {
+        "registered": True,
+        "promoted": gate["gate"] == "promote",
+        "policy_version": int(policy_v.version),
+        "reward_version": int(reward_v.version),
+        "run_id": run_id,
+        "policy_model_id": policy_model.model_id,
+    }
 
 
 def challenger_metrics(gate: dict, evaluation_dir: Path) -> dict[str, float]:
     """What evaluation measured of the challenger: the gate's lift and guardrails, its off-policy
     estimates, and (in simulation) its true A/B lift over the logging policy."""
-    out = {"gate/promote": float(gate["promote"]), "gate/lift": gate["lift"], "gate/lift_low": gate["lift_low"],
-           "gate/lift_high": gate["lift_high"]}
+    out = {
+        "gate/promote": float(gate["promote"]),
+        "gate/lift": gate["lift"],
+        "gate/lift_low": gate["lift_low"],
+        "gate/lift_high": gate["lift_high"],
+    }
     out |= {f"gate/{name}": check["value"] for name, check in gate["guardrails"].items()}
     tables_file = Path(evaluation_dir) / "evaluation.json"
     if tables_file.exists():
@@ -107,7 +129,9 @@ def _log_models(policy_dir: Path, reward_dir: Path):
 
     example_file = Path(reward_dir) / EXAMPLE_FILE
     if not example_file.exists():
-        raise EncoreError(f"{reward_dir}: no {EXAMPLE_FILE}; retrain the reward model with this version of Encore.")
+        raise EncoreError(
+            f"{reward_dir}: no {EXAMPLE_FILE}; retrain the reward model with this version of Encore."
+        )
     RewardModel.load(reward_dir)
     policy = log_policy(policy_dir, "policy")
     reward = log_reward_model(reward_dir, pl.read_parquet(example_file), "reward_model")

@@ -42,24 +42,54 @@ class Decision:
         return asdict(self) | {"gate": self.gate}
 
 
-def decide(rp: RegisterParams, lift: tuple[float, float, float], baseline: str, skip_rate: float,
-           genre_diversity: float, kl: float) -> Decision:
+def decide(
+    rp: RegisterParams,
+    lift: tuple[float, float, float],
+    baseline: str,
+    skip_rate: float,
+    genre_diversity: float,
+    kl: float,
+) -> Decision:
     """Apply the gate; ``lift`` = (estimate, low, high) of challenger minus baseline, per slot."""
     floor = rp.min_lift_lower_bound if baseline == "champion" else rp.first_min_value_vs_logging
     est, low, high = lift
     checks = {
-        "lift_lower_bound": {"value": low, "limit": floor, "ok": low > floor,
-                             "why": f"DR lift over the {baseline}: {est:.4f} [{low:.4f}, {high:.4f}] per slot, lower bound must exceed {floor}"},
-        "skip_rate": {"value": skip_rate, "limit": rp.max_skip_rate, "ok": skip_rate <= rp.max_skip_rate,
-                      "why": f"estimated skip rate {skip_rate:.3f} must be <= {rp.max_skip_rate}"},
-        "genre_diversity": {"value": genre_diversity, "limit": rp.min_genre_diversity, "ok": genre_diversity >= rp.min_genre_diversity,
-                            "why": f"genre diversity {genre_diversity:.3f} must be >= {rp.min_genre_diversity}"},
-        "kl": {"value": kl, "limit": rp.max_kl, "ok": kl <= rp.max_kl,
-               "why": f"KL to the SFT reference {kl:.3f} must be <= {rp.max_kl}"},
+        "lift_lower_bound": {
+            "value": low,
+            "limit": floor,
+            "ok": low > floor,
+            "why": f"DR lift over the {baseline}: {est:.4f} [{low:.4f}, {high:.4f}] per slot, lower bound "
+            "must exceed {floor}",
+        },
+        "skip_rate": {
+            "value": skip_rate,
+            "limit": rp.max_skip_rate,
+            "ok": skip_rate <= rp.max_skip_rate,
+            "why": f"estimated skip rate {skip_rate:.3f} must be <= {rp.max_skip_rate}",
+        },
+        "genre_diversity": {
+            "value": genre_diversity,
+            "limit": rp.min_genre_diversity,
+            "ok": genre_diversity >= rp.min_genre_diversity,
+            "why": f"genre diversity {genre_diversity:.3f} must be >= {rp.min_genre_diversity}",
+        },
+        "kl": {
+            "value": kl,
+            "limit": rp.max_kl,
+            "ok": kl <= rp.max_kl,
+            "why": f"KL to the SFT reference {kl:.3f} must be <= {rp.max_kl}",
+        },
     }
     reasons = [("PASS " if c["ok"] else "FAIL ") + c["why"] for c in checks.values()]
-    return Decision(promote=all(c["ok"] for c in checks.values()), baseline=baseline, lift=est, lift_low=low,
-                    lift_high=high, reasons=reasons, guardrails=checks)
+    return Decision(
+        promote=all(c["ok"] for c in checks.values()),
+        baseline=baseline,
+        lift=est,
+        lift_low=low,
+        lift_high=high,
+        reasons=reasons,
+        guardrails=checks,
+    )
 
 
 def write_decision(report_dir: Path, decision: Decision) -> None:

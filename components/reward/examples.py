@@ -46,7 +46,9 @@ def load_examples(features_dir: Path, labels_dir: Path, target: str) -> pl.DataF
     """Impressions with features and labels; rows whose ``target`` is censored are dropped."""
     frame = pl.read_parquet(Path(features_dir) / TRAIN_FRAME)
     labels = pl.read_parquet(Path(labels_dir) / LABELS_FILE, columns=["event_id", *LABEL_COLUMNS])
-    joined = frame.join(labels, on="event_id", how="inner", maintain_order="left")  # seeded samples need a fixed order
+    joined = frame.join(
+        labels, on="event_id", how="inner", maintain_order="left"
+    )  # seeded samples need a fixed order
     if target not in joined.columns:
         raise ValueError(f"target '{target}' is not a label column (have {', '.join(LABEL_COLUMNS)})")
     return joined.filter(pl.col(target).is_not_null())
@@ -76,7 +78,9 @@ def split(frame: pl.DataFrame, rp: RewardModelParams) -> Split:
     train = frame.filter(~is_test_user & (pl.col("day") < first_test_day))
     test = frame.filter(is_test_user & (pl.col("day") >= first_test_day))
     if train.height == 0 or test.height == 0:
-        raise ValueError(f"empty split (train {train.height}, test {test.height} rows): the log is too short or too small")
+        raise ValueError(
+            f"empty split (train {train.height}, test {test.height} rows): the log is too short or too small"
+        )
     if train.height > rp.max_train_examples:
         train = train.sample(rp.max_train_examples, seed=rp.seed)
     if test.height > rp.max_test_examples:
@@ -90,7 +94,9 @@ def split(frame: pl.DataFrame, rp: RewardModelParams) -> Split:
 def preference_pairs(frame: pl.DataFrame, target: str, max_pairs: int, seed: int) -> pl.DataFrame:
     """(chosen, rejected) row indexes: two impressions of the same slate with different outcomes."""
     rows = frame.select("session_id", pl.col(target).cast(pl.Float64).alias("y")).with_row_index("i")
-    pairs = rows.join(rows, on="session_id", suffix="_b", maintain_order="left_right").filter(pl.col("y") > pl.col("y_b"))
+    pairs = rows.join(rows, on="session_id", suffix="_b", maintain_order="left_right").filter(
+        pl.col("y") > pl.col("y_b")
+    )
     if pairs.height > max_pairs:
         pairs = pairs.sample(max_pairs, seed=seed)
     return pairs.select(chosen="i", rejected="i_b", margin=pl.col("y") - pl.col("y_b"))

@@ -33,7 +33,17 @@ from components.reward.surrogate import apply_surrogate
 
 LABELS_FILE = "labels.parquet"
 SURROGATE_FILE = "surrogate.joblib"  # the fitted surrogate index, to label other logs the same way
-IMPRESSION_COLUMNS = ["event_id", "user_id", "ts", "session_id", "position", "artist_id", "streamed", "skipped", "saved"]
+IMPRESSION_COLUMNS = [
+    "event_id",
+    "user_id",
+    "ts",
+    "session_id",
+    "position",
+    "artist_id",
+    "streamed",
+    "skipped",
+    "saved",
+]
 PLAY_COLUMNS = ["user_id", "ts", "artist_id"]
 
 
@@ -47,7 +57,9 @@ def horizons(lp: LabelParams) -> Horizons:
     )
 
 
-def compute_labels(imp: pl.DataFrame, plays: pl.DataFrame, window_start, n_days: int, lp: LabelParams) -> pl.DataFrame:
+def compute_labels(
+    imp: pl.DataFrame, plays: pl.DataFrame, window_start, n_days: int, lp: LabelParams
+) -> pl.DataFrame:
     """Immediate + mid-term labels, censoring and attribution (no surrogate, no composite)."""
     imp_day = day_index(imp["ts"], window_start)
     sig = mid_term_signals(
@@ -62,14 +74,18 @@ def compute_labels(imp: pl.DataFrame, plays: pl.DataFrame, window_start, n_days:
     )
     c7, c14, c28 = (sig.pop(k) for k in ("censored_7d", "censored_14d", "censored_28d"))
     censor = {
-        "active_days_7d": c7, "plays_7d": c7, "artist_days_7d": c7,
-        "artist_days_14d": c14, "artist_return_14d": c14,
-        "active_days_28d": c28, "retained_28d": c28,
+        "active_days_7d": c7,
+        "plays_7d": c7,
+        "artist_days_7d": c7,
+        "artist_days_14d": c14,
+        "artist_return_14d": c14,
+        "active_days_28d": c28,
+        "retained_28d": c28,
     }
     columns = {name: _nullable(values, censor.get(name)) for name, values in sig.items()}
-    frame = imp.select("event_id", "user_id", "session_id", "position", "streamed", "skipped", "saved").with_columns(
-        day=pl.Series(imp_day), **columns
-    )
+    frame = imp.select(
+        "event_id", "user_id", "session_id", "position", "streamed", "skipped", "saved"
+    ).with_columns(day=pl.Series(imp_day), **columns)
     share = attribution_share(frame, lp)
     return frame.with_columns(
         active_days_7d_credit=pl.col("active_days_7d") * share,
@@ -123,7 +139,9 @@ def _strict_sum(terms: list[pl.Expr]) -> pl.Expr:
     return total
 
 
-def label_with(imp: pl.DataFrame, plays: pl.DataFrame, window_start, n_days: int, lp: LabelParams, labels_dir: Path) -> pl.DataFrame:
+def label_with(
+    imp: pl.DataFrame, plays: pl.DataFrame, window_start, n_days: int, lp: LabelParams, labels_dir: Path
+) -> pl.DataFrame:
     """Label other logs (e.g. a simulated A/B arm's) exactly as the label stage did, reusing its
     fitted surrogate index: the composite ``reward`` then means the same thing in both."""
     frame = compute_labels(imp, plays, window_start, n_days, lp)

@@ -19,7 +19,9 @@ from components.params import TransformerParams
 from components.reward.tokens import PAD, Encoder
 
 META_FILE = "reward_model.json"
-EXAMPLE_FILE = "example.parquet"  # a few input rows saved with the model: the MLflow signature and a usage example
+EXAMPLE_FILE = (
+    "example.parquet"  # a few input rows saved with the model: the MLflow signature and a usage example
+)
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,15 @@ class RewardModel:
     def input_columns(self) -> list[str]:
         """The columns :meth:`score_frame` reads."""
         e = self.encoder
-        return [*e.user_features, e.genre_mix, "recent_tracks", "track_id", "artist_id", "t_genre_id", *e.candidate_features]
+        return [
+            *e.user_features,
+            e.genre_mix,
+            "recent_tracks",
+            "track_id",
+            "artist_id",
+            "t_genre_id",
+            *e.candidate_features,
+        ]
 
     @property
     def device(self) -> torch.device:
@@ -102,8 +112,13 @@ class RewardModel:
         self.lookup = lookup
         return self
 
-    def score(self, user_ids: np.ndarray, slates: np.ndarray, histories: list[list[int]] | None = None,
-              request_ts=None) -> np.ndarray:
+    def score(
+        self,
+        user_ids: np.ndarray,
+        slates: np.ndarray,
+        histories: list[list[int]] | None = None,
+        request_ts=None,
+    ) -> np.ndarray:
         """(n, k) rewards of each slate item for each user (features from the attached lookup)."""
         if self.lookup is None:
             raise RuntimeError("RewardModel.score needs a FeatureLookup: call with_lookup(...) first")

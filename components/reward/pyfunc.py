@@ -32,7 +32,11 @@ def log_reward_model(model_dir: Path, example: pl.DataFrame, name: str) -> Any:
 
     model = RewardModel.load(model_dir, device="cpu")
     # features may be missing (null) at serving time: declare them as doubles, not integers
-    numeric = [c for c in model.encoder.user_features + model.encoder.candidate_features if c in example.columns]
+    numeric = [
+        c for c in model.encoder.user_features + model.encoder.candidate_features if c in example.columns
+    ]
     example = example.head(16).with_columns([pl.col(c).cast(pl.Float64) for c in numeric])
     signature = infer_signature(example.to_pandas(), model.score_frame(example))
-    return log_pyfunc(name, RewardModelPyfunc(), {"reward_model": str(model_dir)}, signature, example.head(2).to_pandas())
+    return log_pyfunc(
+        name, RewardModelPyfunc(), {"reward_model": str(model_dir)}, signature, example.head(2).to_pandas()
+    )

@@ -49,7 +49,9 @@ def _window_count(grid: np.ndarray, row: np.ndarray, first: np.ndarray, last: np
     return flat[base + np.clip(last + 1, 0, width - 1)] - flat[base + np.clip(first, 0, width - 1)]
 
 
-def _pair_rows(play_key: np.ndarray, imp_key: np.ndarray, key_space: int) -> tuple[int, np.ndarray, np.ndarray]:
+def _pair_rows(
+    play_key: np.ndarray, imp_key: np.ndarray, key_space: int
+) -> tuple[int, np.ndarray, np.ndarray]:
     """Compact (user, artist) keys of plays to 0..P-1; impressions of unplayed pairs get -1."""
     if key_space <= LOOKUP_TABLE_MAX:
         seen = np.zeros(key_space, dtype=bool)
@@ -90,7 +92,9 @@ def mid_term_signals(
     active[iu, imp_day] = True
     active[pu, play_day] = True
     active = _cumulate(active)
-    plays = _cumulate(np.bincount(pu * n_days + play_day, minlength=n_users * n_days).reshape(n_users, n_days))
+    plays = _cumulate(
+        np.bincount(pu * n_days + play_day, minlength=n_users * n_days).reshape(n_users, n_days)
+    )
 
     d = imp_day
     out: dict[str, np.ndarray] = {
@@ -98,7 +102,8 @@ def mid_term_signals(
         "active_days_7d": _window_count(active, iu, d + 1, d + h.active),
         "plays_7d": _window_count(plays, iu, d + 1, d + h.active),
         "active_days_28d": _window_count(active, iu, d + 1, d + h.retention),
-        "retained_28d": _window_count(active, iu, d + h.retention - h.retention_window + 1, d + h.retention) > 0,
+        "retained_28d": _window_count(active, iu, d + h.retention - h.retention_window + 1, d + h.retention)
+        > 0,
     }
 
     ia, pa = dense_ids(imp_artist, play_artist)

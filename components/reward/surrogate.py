@@ -26,7 +26,9 @@ INPUTS = [
 TARGET = "active_days_28d"
 
 
-def fit_surrogate(frame: pl.DataFrame, lp: LabelParams, n_days: int) -> tuple[pl.DataFrame, dict[str, float], object]:
+def fit_surrogate(
+    frame: pl.DataFrame, lp: LabelParams, n_days: int
+) -> tuple[pl.DataFrame, dict[str, float], object]:
     """Fit on the oldest uncensored days, score on the later ones, predict for all with 7-day signals."""
     from sklearn.ensemble import HistGradientBoostingRegressor
     from sklearn.metrics import r2_score
@@ -36,14 +38,18 @@ def fit_surrogate(frame: pl.DataFrame, lp: LabelParams, n_days: int) -> tuple[pl
     days = eligible["day"].unique().sort()
     if len(days) < 2:
         raise EncoreError(
-            f"label: the log covers {n_days} days; the surrogate index needs at least two days of impressions "
-            f"with an observed {lp.retention_horizon_days}-day outcome (a log of >= {lp.retention_horizon_days + 2} days)."
+            f"label: the log covers {n_days} days; the surrogate index needs at least two days of "
+            "impressions "
+            f"with an observed {lp.retention_horizon_days}-day outcome (a log of >= "
+            f"{lp.retention_horizon_days + 2} days)."
         )
     split_day = int(days[max(1, int(len(days) * sp.train_fraction))]) if len(days) > 2 else int(days[1])
     train = eligible.filter(pl.col("day") < split_day)
     test = eligible.filter(pl.col("day") >= split_day)
     if train.height > sp.max_train_rows:
-        train = train.sort("event_id").sample(sp.max_train_rows, seed=sp.seed)  # a seeded sample of a fixed order
+        train = train.sort("event_id").sample(
+            sp.max_train_rows, seed=sp.seed
+        )  # a seeded sample of a fixed order
 
     model = HistGradientBoostingRegressor(max_iter=150, learning_rate=0.1, random_state=sp.seed)
     model.fit(_matrix(train), train[TARGET].to_numpy())

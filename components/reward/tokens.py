@@ -64,7 +64,11 @@ class Encoder:
 
     def _bases(self) -> dict[str, int]:
         base, out = len(SPECIALS), {}
-        for name, size in (("track", len(self.track_ids)), ("artist", len(self.artist_ids)), ("genre", len(self.genre_ids))):
+        for name, size in (
+            ("track", len(self.track_ids)),
+            ("artist", len(self.artist_ids)),
+            ("genre", len(self.genre_ids)),
+        ):
             out[name] = base
             base += size + 1  # + one "unknown id" token per kind
         for f, size in self.n_buckets.items():
@@ -79,13 +83,25 @@ class Encoder:
 
     @property
     def sequence_length(self) -> int:
-        return 2 + len(self.user_features) + 2 * self.history_length + 1 + 3 + len(self.candidate_features) + len(DERIVED)
+        return (
+            2
+            + len(self.user_features)
+            + 2 * self.history_length
+            + 1
+            + 3
+            + len(self.candidate_features)
+            + len(DERIVED)
+        )
 
     def vocabulary(self) -> dict[str, int]:
         """Token string -> id, exactly matching :meth:`encode`."""
         b = self._bases()
         vocab = {s: i for i, s in enumerate(SPECIALS)}
-        for kind, ids, prefix in (("track", self.track_ids, "t"), ("artist", self.artist_ids, "a"), ("genre", self.genre_ids, "g")):
+        for kind, ids, prefix in (
+            ("track", self.track_ids, "t"),
+            ("artist", self.artist_ids, "a"),
+            ("genre", self.genre_ids, "g"),
+        ):
             vocab.update({f"{prefix}{x}": b[kind] + i for i, x in enumerate(ids)})
             vocab[f"{prefix}?"] = b[kind] + len(ids)
         for f, size in self.n_buckets.items():
@@ -96,8 +112,16 @@ class Encoder:
     # ------------------------------------------------------------------ fitting
 
     @classmethod
-    def fit(cls, frame: pl.DataFrame, user_features: list[str], candidate_features: list[str],
-            tracks: pl.DataFrame, history_length: int, n_buckets: int, genre_mix: str) -> "Encoder":
+    def fit(
+        cls,
+        frame: pl.DataFrame,
+        user_features: list[str],
+        candidate_features: list[str],
+        tracks: pl.DataFrame,
+        history_length: int,
+        n_buckets: int,
+        genre_mix: str,
+    ) -> "Encoder":
         """Quantile edges per feature from ``frame`` (the training split) and the catalogue's ids."""
         enc = cls(
             user_features=user_features,
@@ -109,7 +133,9 @@ class Encoder:
             genre_mix=genre_mix,
         )
         enc.attach_catalogue(tracks)
-        enc.artist_embedding = enc._fit_artist_embedding(right_aligned(frame["recent_tracks"], history_length)).tolist()
+        enc.artist_embedding = enc._fit_artist_embedding(
+            right_aligned(frame["recent_tracks"], history_length)
+        ).tolist()
         frame = frame.with_columns(**enc.derived(frame))
         for f in enc.bucketed:
             enc.edges[f] = quantile_edges(frame[f].drop_nulls().cast(pl.Float64).to_numpy(), n_buckets)
@@ -127,7 +153,9 @@ class Encoder:
     def _bucket(self, frame: pl.DataFrame, f: str, base: int) -> np.ndarray:
         col = frame[f]
         values = col.cast(pl.Float64).fill_null(np.nan).to_numpy()
-        return np.where(np.isnan(values), base + len(self.edges[f]) + 1, base + bucket_of(values, self.edges[f]))
+        return np.where(
+            np.isnan(values), base + len(self.edges[f]) + 1, base + bucket_of(values, self.edges[f])
+        )
 
     def encode(self, frame: pl.DataFrame) -> np.ndarray:
         """(rows, sequence_length) int64 token ids. ``frame`` needs the feature columns,
@@ -144,7 +172,9 @@ class Encoder:
         hist = right_aligned(frame["recent_tracks"], H)
         has = hist >= 0
         out[:, col : col + H] = np.where(has, self._ids(hist, self.track_ids, b["track"]), PAD)
-        out[:, col + H : col + 2 * H] = np.where(has, self._ids(self.history_artists(hist), self.artist_ids, b["artist"]), PAD)
+        out[:, col + H : col + 2 * H] = np.where(
+            has, self._ids(self.history_artists(hist), self.artist_ids, b["artist"]), PAD
+        )
         col += 2 * H
         out[:, col] = CAND
         out[:, col + 1] = self._ids(frame["track_id"].to_numpy(), self.track_ids, b["track"])
@@ -200,10 +230,16 @@ class Encoder:
         gpos = np.clip(np.searchsorted(np.asarray(self.genre_ids), cand_genre[:, 0]), 0, G - 1)
         user_genre_share = mix[np.arange(len(frame)), gpos] if len(frame) else np.zeros(0)
         emb = np.asarray(self.artist_embedding, dtype=np.float32)
-        apos = np.clip(np.searchsorted(np.asarray(self.artist_ids), self.history_artists(hist)), 0, len(self.artist_ids) - 1)
+        apos = np.clip(
+            np.searchsorted(np.asarray(self.artist_ids), self.history_artists(hist)),
+            0,
+            len(self.artist_ids) - 1,
+        )
         profile = (emb[apos] * valid[..., None]).sum(axis=1)
         profile /= np.maximum(np.linalg.norm(profile, axis=1, keepdims=True), 1e-9)
-        cpos = np.clip(np.searchsorted(np.asarray(self.artist_ids), cand_artist[:, 0]), 0, len(self.artist_ids) - 1)
+        cpos = np.clip(
+            np.searchsorted(np.asarray(self.artist_ids), cand_artist[:, 0]), 0, len(self.artist_ids) - 1
+        )
         cf = np.where(n_valid > 0, (profile * emb[cpos]).sum(axis=1), np.nan)
         return {
             "x_cf_affinity": pl.Series(cf.astype(np.float64)).fill_nan(None),
@@ -240,12 +276,29 @@ class Encoder:
         from transformers import PreTrainedTokenizerFast
 
         path.mkdir(parents=True, exist_ok=True)
-        state = {k: getattr(self, k) for k in ("user_features", "candidate_features", "track_ids", "artist_ids", "genre_ids", "history_length", "genre_mix", "edges", "artist_embedding")}
+        state = {
+            k: getattr(self, k)
+            for k in (
+                "user_features",
+                "candidate_features",
+                "track_ids",
+                "artist_ids",
+                "genre_ids",
+                "history_length",
+                "genre_mix",
+                "edges",
+                "artist_embedding",
+            )
+        }
         (path / VOCAB_FILE).write_text(json.dumps(state))
-        tracks.select("track_id", "artist_id", "genre_id").sort("track_id").write_parquet(path / "catalogue.parquet")
+        tracks.select("track_id", "artist_id", "genre_id").sort("track_id").write_parquet(
+            path / "catalogue.parquet"
+        )
         tok = Tokenizer(WordLevel(self.vocabulary(), unk_token="[UNK]"))
         tok.pre_tokenizer = WhitespaceSplit()
-        PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]").save_pretrained(path)
+        PreTrainedTokenizerFast(
+            tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]"
+        ).save_pretrained(path)
 
     @classmethod
     def load(cls, path: Path) -> "Encoder":

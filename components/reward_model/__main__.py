@@ -26,12 +26,22 @@ app = make_app(HELP)
 def main(
     params: Path = params_option(),
     set_: list[str] = set_option(),
-    variant: str = typer.Option("midterm", "--variant", help="midterm (the composite reward) or click (streamed)"),
-    raw_dir: Path = typer.Option(Path("data/raw"), "--raw-dir", help="raw logs (the tracks table: catalogue ids)"),
-    features_dir: Path = typer.Option(Path("data/features"), "--features-dir", help="output of the features stage"),
+    variant: str = typer.Option(
+        "midterm", "--variant", help="midterm (the composite reward) or click (streamed)"
+    ),
+    raw_dir: Path = typer.Option(
+        Path("data/raw"), "--raw-dir", help="raw logs (the tracks table: catalogue ids)"
+    ),
+    features_dir: Path = typer.Option(
+        Path("data/features"), "--features-dir", help="output of the features stage"
+    ),
     labels_dir: Path = typer.Option(Path("data/labels"), "--labels-dir", help="output of the label stage"),
-    out_dir: Path = typer.Option(Path("models/reward"), "--out-dir", help="where the model, encoder, tokenizer and curve go"),
-    metrics_path: Path = typer.Option(Path("metrics/reward_model.json"), "--metrics", help="held-out metrics (model and baseline)"),
+    out_dir: Path = typer.Option(
+        Path("models/reward"), "--out-dir", help="where the model, encoder, tokenizer and curve go"
+    ),
+    metrics_path: Path = typer.Option(
+        Path("metrics/reward_model.json"), "--metrics", help="held-out metrics (model and baseline)"
+    ),
     progress: bool = typer.Option(True, help="show progress bars"),
 ) -> None:
     """Train a reward model (see HELP)."""

@@ -34,15 +34,30 @@ def _binary(frame: pl.DataFrame, target: str) -> bool:
     return frame[target].dtype == pl.Boolean
 
 
-def run(params: Params, raw_dir: Path, features_dir: Path, labels_dir: Path, out_dir: Path,
-        variant: Variant = "midterm", progress: bool = True) -> dict[str, float]:
+def run(
+    params: Params,
+    raw_dir: Path,
+    features_dir: Path,
+    labels_dir: Path,
+    out_dir: Path,
+    variant: Variant = "midterm",
+    progress: bool = True,
+) -> dict[str, float]:
     rp = params.reward_model
     target = getattr(rp.targets, variant)
     frame = D.load_examples(features_dir, labels_dir, target)
     parts = D.split(frame, rp)
     tracks = pl.from_arrow(contract.read(raw_dir, "tracks", ["track_id", "artist_id", "genre_id"]))
     user_f, cand_f = D.feature_lists(params.features)
-    encoder = Encoder.fit(parts.train, user_f, cand_f, tracks, rp.history_length, rp.n_buckets, D.genre_mix_feature(params.features))
+    encoder = Encoder.fit(
+        parts.train,
+        user_f,
+        cand_f,
+        tracks,
+        rp.history_length,
+        rp.n_buckets,
+        D.genre_mix_feature(params.features),
+    )
     x_train, x_test = encoder.encode(parts.train), encoder.encode(parts.test)
     y_train = parts.train[target].cast(pl.Float64).to_numpy()
     binary = _binary(frame, target)
@@ -50,12 +65,26 @@ def run(params: Params, raw_dir: Path, features_dir: Path, labels_dir: Path, out
 
     started = time.perf_counter()
     if rp.objective == "pointwise":
-        head = Head("bce", target) if binary else Head("mse", target, float(y_train.mean()), float(y_train.std() or 1.0))
+        head = (
+            Head("bce", target)
+            if binary
+            else Head("mse", target, float(y_train.mean()), float(y_train.std() or 1.0))
+        )
         y_std = y_train if binary else (y_train - head.mean) / head.std
         y_test = parts.test[target].cast(pl.Float64).to_numpy()
         y_test_std = y_test if binary else (y_test - head.mean) / head.std
         eval_rows = slice(0, min(len(x_test), 20_000))
-        curve = train_pointwise(network, x_train, y_std, x_test[eval_rows], y_test_std[eval_rows], head.kind, rp.train, rp.seed, progress)
+        curve = train_pointwise(
+            network,
+            x_train,
+            y_std,
+            x_test[eval_rows],
+            y_test_std[eval_rows],
+            head.kind,
+            rp.train,
+            rp.seed,
+            progress,
+        )
         n_examples = len(x_train) * rp.train.epochs
     else:
         head = Head("bradley_terry", target)
@@ -66,9 +95,15 @@ def run(params: Params, raw_dir: Path, features_dir: Path, labels_dir: Path, out
         with _saved_tokenizer(encoder, tracks) as tok_dir:
             tokenizer = PreTrainedTokenizerFast.from_pretrained(tok_dir)
         curve = train_pairwise(
-            network, tokenizer,
-            x_train[pairs["chosen"].to_numpy()], x_train[pairs["rejected"].to_numpy()], pairs["margin"].to_numpy(),
-            x_test[test_pairs["chosen"].to_numpy()], x_test[test_pairs["rejected"].to_numpy()], rp.train, rp.seed,
+            network,
+            tokenizer,
+            x_train[pairs["chosen"].to_numpy()],
+            x_train[pairs["rejected"].to_numpy()],
+            pairs["margin"].to_numpy(),
+            x_test[test_pairs["chosen"].to_numpy()],
+            x_test[test_pairs["rejected"].to_numpy()],
+            rp.train,
+            rp.seed,
         )
         n_examples = 2 * pairs.height * rp.train.epochs
     train_seconds = time.perf_counter() - started

@@ -10,7 +10,11 @@ from sklearn.metrics import roc_auc_score
 def ece(y: np.ndarray, pred: np.ndarray, n_bins: int = 10) -> float:
     """Expected calibration error over quantile bins of the prediction (label units)."""
     edges = np.unique(np.quantile(pred, np.linspace(0, 1, n_bins + 1)))
-    idx = np.clip(np.searchsorted(edges, pred, side="right") - 1, 0, len(edges) - 2) if len(edges) > 1 else np.zeros(len(pred), int)
+    idx = (
+        np.clip(np.searchsorted(edges, pred, side="right") - 1, 0, len(edges) - 2)
+        if len(edges) > 1
+        else np.zeros(len(pred), int)
+    )
     total = 0.0
     for b in np.unique(idx):
         m = idx == b
@@ -24,7 +28,9 @@ def pairwise_accuracy(frame: pl.DataFrame, y: np.ndarray, score: np.ndarray) -> 
     pairs = df.join(df, on="session_id", suffix="_b").filter(pl.col("y") > pl.col("y_b"))
     if pairs.height == 0:
         return float("nan")
-    correct = (pairs["s"] > pairs["s_b"]).cast(pl.Float64) + 0.5 * (pairs["s"] == pairs["s_b"]).cast(pl.Float64)
+    correct = (pairs["s"] > pairs["s_b"]).cast(pl.Float64) + 0.5 * (pairs["s"] == pairs["s_b"]).cast(
+        pl.Float64
+    )
     return float(correct.mean())
 
 
@@ -35,10 +41,20 @@ def slate_ndcg(frame: pl.DataFrame, gain: np.ndarray, score: np.ndarray, k: int 
         r_model=pl.col("s").rank("ordinal", descending=True).over("session_id") - 1,
         r_ideal=pl.col("g").rank("ordinal", descending=True).over("session_id") - 1,
     )
-    per = ranked.group_by("session_id").agg(
-        dcg=(pl.col("g") * pl.when(pl.col("r_model") < k).then(1.0 / (pl.col("r_model") + 2).log(2)).otherwise(0.0)).sum(),
-        idcg=(pl.col("g") * pl.when(pl.col("r_ideal") < k).then(1.0 / (pl.col("r_ideal") + 2).log(2)).otherwise(0.0)).sum(),
-    ).filter(pl.col("idcg") > 0)
+    per = (
+        ranked.group_by("session_id")
+        .agg(
+            dcg=(
+                pl.col("g")
+                * pl.when(pl.col("r_model") < k).then(1.0 / (pl.col("r_model") + 2).log(2)).otherwise(0.0)
+            ).sum(),
+            idcg=(
+                pl.col("g")
+                * pl.when(pl.col("r_ideal") < k).then(1.0 / (pl.col("r_ideal") + 2).log(2)).otherwise(0.0)
+            ).sum(),
+        )
+        .filter(pl.col("idcg") > 0)
+    )
     return float((per["dcg"] / per["idcg"]).mean()) if per.height else float("nan")
 
 
@@ -49,7 +65,9 @@ def _auc(label: pl.Series, score: np.ndarray) -> float:
     return float(roc_auc_score(y, score[known])) if 0 < y.sum() < len(y) else float("nan")
 
 
-def evaluate(frame: pl.DataFrame, score: np.ndarray, target: str, calibrated: bool, prefix: str) -> dict[str, float]:
+def evaluate(
+    frame: pl.DataFrame, score: np.ndarray, target: str, calibrated: bool, prefix: str
+) -> dict[str, float]:
     """AUC (vs streamed and vs artist_return_14d), RMSE and ECE (if scores are in label units),
     pairwise accuracy and slate NDCG@10 on the target."""
     y = frame[target].cast(pl.Float64).to_numpy()

@@ -20,8 +20,17 @@ def _loss_fn(kind: str):
     return torch.nn.BCEWithLogitsLoss() if kind == "bce" else torch.nn.MSELoss()
 
 
-def train_pointwise(model, x_train: np.ndarray, y_train: np.ndarray, x_eval: np.ndarray, y_eval: np.ndarray,
-                    kind: str, tp: TrainParams, seed: int, progress: bool = True) -> list[dict]:
+def train_pointwise(
+    model,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_eval: np.ndarray,
+    y_eval: np.ndarray,
+    kind: str,
+    tp: TrainParams,
+    seed: int,
+    progress: bool = True,
+) -> list[dict]:
     """Minimise BCE or MSE of the single logit (the shared Accelerate loop)."""
     loss_fn = _loss_fn(kind)
 
@@ -41,8 +50,17 @@ def train_pointwise(model, x_train: np.ndarray, y_train: np.ndarray, x_eval: np.
     return train_loop(model, tensors, loss_of, held_out, tp, seed, f"reward model ({kind})", progress)
 
 
-def train_pairwise(model, tokenizer, chosen: np.ndarray, rejected: np.ndarray, margin: np.ndarray,
-                   eval_chosen: np.ndarray, eval_rejected: np.ndarray, tp: TrainParams, seed: int) -> list[dict]:
+def train_pairwise(
+    model,
+    tokenizer,
+    chosen: np.ndarray,
+    rejected: np.ndarray,
+    margin: np.ndarray,
+    eval_chosen: np.ndarray,
+    eval_rejected: np.ndarray,
+    tp: TrainParams,
+    seed: int,
+) -> list[dict]:
     """Bradley-Terry on (chosen, rejected) token rows with TRL's RewardTrainer."""
     from datasets import Dataset
     from trl import RewardConfig, RewardTrainer
@@ -55,15 +73,29 @@ def train_pairwise(model, tokenizer, chosen: np.ndarray, rejected: np.ndarray, m
 
     with tempfile.TemporaryDirectory() as out:
         args = RewardConfig(
-            output_dir=out, num_train_epochs=tp.epochs, per_device_train_batch_size=tp.batch_size,
-            per_device_eval_batch_size=1024, learning_rate=tp.learning_rate, weight_decay=tp.weight_decay,
-            warmup_steps=tp.warmup_fraction, lr_scheduler_type="linear", logging_steps=tp.eval_every,
-            eval_strategy="steps", eval_steps=tp.eval_every, save_strategy="no", report_to=[], seed=seed,
-            max_length=None, disable_tqdm=False, dataloader_num_workers=0,
+            output_dir=out,
+            num_train_epochs=tp.epochs,
+            per_device_train_batch_size=tp.batch_size,
+            per_device_eval_batch_size=1024,
+            learning_rate=tp.learning_rate,
+            weight_decay=tp.weight_decay,
+            warmup_steps=tp.warmup_fraction,
+            lr_scheduler_type="linear",
+            logging_steps=tp.eval_every,
+            eval_strategy="steps",
+            eval_steps=tp.eval_every,
+            save_strategy="no",
+            report_to=[],
+            seed=seed,
+            max_length=None,
+            disable_tqdm=False,
+            dataloader_num_workers=0,
             bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
         )
         trainer = RewardTrainer(
-            model=model, args=args, processing_class=tokenizer,
+            model=model,
+            args=args,
+            processing_class=tokenizer,
             train_dataset=dataset(chosen, rejected, None),
             eval_dataset=dataset(eval_chosen, eval_rejected, None),
         )

@@ -30,13 +30,36 @@ def main(
     set_: list[str] = set_option(),
     variant: str = typer.Option("midterm", "--variant", help="midterm or click: which reward model"),
     raw_dir: Path = typer.Option(Path("data/raw"), "--raw-dir", help="raw logs (tracks)"),
-    features_dir: Path = typer.Option(Path("data/features"), "--features-dir", help="output of the features stage"),
-    sft_dir: Path = typer.Option(Path("models/sft"), "--sft-dir", help="the SFT policy (start and KL reference)"),
-    reward_dir: Optional[Path] = typer.Option(None, "--reward-dir", help="the reward model to optimise (default: models/reward, or models/reward_click for --variant click)"),
-    out_dir: Optional[Path] = typer.Option(None, "--out-dir", help="where the fine-tuned policy goes (default: models/policy or models/policy_click)"),
-    checkpoint_dir: Optional[Path] = typer.Option(None, "--checkpoint-dir", help="checkpoints, kept for resuming (default: models/checkpoints/policy or .../policy_click)"),
-    world_dir: Optional[Path] = typer.Option(Path("data/world"), "--world-dir", help="the simulator's truth (for the watch); absent = none"),
-    metrics_path: Optional[Path] = typer.Option(None, "--metrics", help="final reward, KL, entropy, diversity, speed (default: metrics/rlhf_policy.json or metrics/rlhf_policy_click.json)"),
+    features_dir: Path = typer.Option(
+        Path("data/features"), "--features-dir", help="output of the features stage"
+    ),
+    sft_dir: Path = typer.Option(
+        Path("models/sft"), "--sft-dir", help="the SFT policy (start and KL reference)"
+    ),
+    reward_dir: Optional[Path] = typer.Option(
+        None,
+        "--reward-dir",
+        help="reward model to optimise (default: models/reward; models/reward_click with --variant click)",
+    ),
+    out_dir: Optional[Path] = typer.Option(
+        None,
+        "--out-dir",
+        help="where the fine-tuned policy goes (default: models/policy or models/policy_click)",
+    ),
+    checkpoint_dir: Optional[Path] = typer.Option(
+        None,
+        "--checkpoint-dir",
+        help="checkpoints, kept for resuming (default: models/checkpoints/policy or .../policy_click)",
+    ),
+    world_dir: Optional[Path] = typer.Option(
+        Path("data/world"), "--world-dir", help="the simulator's truth (for the watch); absent = none"
+    ),
+    metrics_path: Optional[Path] = typer.Option(
+        None,
+        "--metrics",
+        help="final reward, KL, entropy, diversity, speed "
+        "(default: metrics/rlhf_policy.json or metrics/rlhf_policy_click.json)",
+    ),
     progress: bool = typer.Option(True, help="show progress bars"),
 ) -> None:
     """Fine-tune the policy with GRPO (see HELP)."""
@@ -45,7 +68,9 @@ def main(
 
         if variant not in ("midterm", "click"):
             raise ParamsError(f"--variant must be 'midterm' or 'click', not '{variant}'")
-        suffix = "" if variant == "midterm" else "_click"  # the variant picks the defaults; explicit paths win
+        suffix = (
+            "" if variant == "midterm" else "_click"
+        )  # the variant picks the defaults; explicit paths win
         reward_dir = reward_dir or Path(f"models/reward{suffix}")
         out_dir = out_dir or Path(f"models/policy{suffix}")
         checkpoint_dir = checkpoint_dir or Path(f"models/checkpoints/policy{suffix}")
@@ -64,7 +89,9 @@ def main(
             "rlhf_policy" if variant == "midterm" else "rlhf_policy_click",
             SECTIONS,
             params,
-            lambda p: run(p, raw_dir, features_dir, sft_dir, reward_dir, out_dir, checkpoint_dir, world_dir, progress),
+            lambda p: run(
+                p, raw_dir, features_dir, sft_dir, reward_dir, out_dir, checkpoint_dir, world_dir, progress
+            ),
             metrics_path,
             seed_of=lambda p: p.rlhf_policy.seed,
             log_outputs=log_outputs,

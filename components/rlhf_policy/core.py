@@ -37,10 +37,16 @@ from components.rlhf_policy.rewards import SlateReward
 from components.sequences import right_aligned
 from components.tracking import is_main_process
 from components.world.watch import truth_watch
+
 KILL_SWITCH = "ENCORE_RL_KILL_AFTER_SAVE_AT_STEP"  # tests: SIGKILL right after that checkpoint is written
 CURVE_COLUMNS = {
-    "reward": "reward", "kl": "kl", "entropy": "entropy", "slates/genre_diversity": "diversity",
-    "watch/true_value": "true_value", "watch/proxy_reward": "proxy_reward", "slates/valid_rate": "valid_rate",
+    "reward": "reward",
+    "kl": "kl",
+    "entropy": "entropy",
+    "slates/genre_diversity": "diversity",
+    "watch/true_value": "true_value",
+    "watch/proxy_reward": "proxy_reward",
+    "slates/valid_rate": "valid_rate",
 }
 
 
@@ -53,15 +59,26 @@ def prompt_dataset(lookup: FeatureLookup, vocab, tokenizer, n_prompts: int, seed
         users = users.sample(n_prompts, seed=seed)
     histories = right_aligned(users["recent_tracks"], vocab.history_length)
     prompts = vocab.prompts(users.select(vocab.features), histories)
-    return Dataset.from_dict({
-        "prompt": vocab.texts(prompts, tokenizer),
-        "user_id": users["user_id"].to_list(),
-        "history": [[int(t) for t in row if t >= 0] for row in histories],
-    })
+    return Dataset.from_dict(
+        {
+            "prompt": vocab.texts(prompts, tokenizer),
+            "user_id": users["user_id"].to_list(),
+            "history": [[int(t) for t in row if t >= 0] for row in histories],
+        }
+    )
 
 
-def run(params: Params, raw_dir: Path, features_dir: Path, sft_dir: Path, reward_dir: Path, out_dir: Path,
-        checkpoint_dir: Path, world_dir: Path | None = None, progress: bool = True) -> dict[str, float]:
+def run(
+    params: Params,
+    raw_dir: Path,
+    features_dir: Path,
+    sft_dir: Path,
+    reward_dir: Path,
+    out_dir: Path,
+    checkpoint_dir: Path,
+    world_dir: Path | None = None,
+    progress: bool = True,
+) -> dict[str, float]:
     from transformers import TrainerCallback
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
     from trl import GRPOConfig, GRPOTrainer
@@ -72,16 +89,32 @@ def run(params: Params, raw_dir: Path, features_dir: Path, sft_dir: Path, reward
     lookup = FeatureLookup.from_sources(features_dir, params.features, tracks)
     reward_model = RewardModel.load(reward_dir).with_lookup(lookup)
     watch = truth_watch(world_dir)
-    reward = SlateReward(reward_model, vocab, dict(zip(tracks["track_id"].to_list(), tracks["genre_id"].to_list())),
-                         rp.invalid_slate_reward, observers=[watch] if watch else [])
+    reward = SlateReward(
+        reward_model,
+        vocab,
+        dict(zip(tracks["track_id"].to_list(), tracks["genre_id"].to_list())),
+        rp.invalid_slate_reward,
+        observers=[watch] if watch else [],
+    )
     dataset = prompt_dataset(lookup, vocab, tokenizer, rp.n_prompts, rp.seed)
 
     args = GRPOConfig(
-        output_dir=str(checkpoint_dir), seed=rp.seed, max_steps=rp.max_steps, learning_rate=rp.learning_rate,
-        per_device_train_batch_size=rp.prompts_per_step * rp.num_generations, num_generations=rp.num_generations,
-        max_completion_length=vocab.slate_size, temperature=rp.temperature, beta=rp.beta,
-        generation_kwargs=generation_kwargs(vocab), logging_steps=1, save_strategy="steps",
-        save_steps=rp.checkpoint_every, report_to=[], disable_tqdm=True, dataloader_num_workers=0,
+        output_dir=str(checkpoint_dir),
+        seed=rp.seed,
+        max_steps=rp.max_steps,
+        learning_rate=rp.learning_rate,
+        per_device_train_batch_size=rp.prompts_per_step * rp.num_generations,
+        num_generations=rp.num_generations,
+        max_completion_length=vocab.slate_size,
+        temperature=rp.temperature,
+        beta=rp.beta,
+        generation_kwargs=generation_kwargs(vocab),
+        logging_steps=1,
+        save_strategy="steps",
+        save_steps=rp.checkpoint_every,
+        report_to=[],
+        disable_tqdm=True,
+        dataloader_num_workers=0,
         bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
     )
 
@@ -96,7 +129,13 @@ def run(params: Params, raw_dir: Path, features_dir: Path, sft_dir: Path, reward
         def on_train_begin(self, args, state, control, **kwargs):
             from tqdm.auto import tqdm
 
-            self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc="rlhf (GRPO)", unit="step", disable=not progress)
+            self.bar = tqdm(
+                total=state.max_steps,
+                initial=state.global_step,
+                desc="rlhf (GRPO)",
+                unit="step",
+                disable=not progress,
+            )
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             if logs and "reward" in logs:
@@ -109,8 +148,14 @@ def run(params: Params, raw_dir: Path, features_dir: Path, sft_dir: Path, reward
             self.bar.close()
 
     # The model goes in as a *path*: with beta > 0 TRL rebuilds the frozen reference from it.
-    trainer = GRPOTrainer(model=str(sft_dir), reward_funcs=[reward], args=args, train_dataset=dataset,
-                          processing_class=tokenizer, callbacks=[KillSwitch(), Progress()])
+    trainer = GRPOTrainer(
+        model=str(sft_dir),
+        reward_funcs=[reward],
+        args=args,
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        callbacks=[KillSwitch(), Progress()],
+    )
     trainer.remove_callback(ProgressCallback)
     trainer.remove_callback(PrinterCallback)
     last = _resumable_checkpoint(Path(checkpoint_dir), _fingerprint(params, sft_dir, reward_dir))
@@ -130,13 +175,22 @@ def run(params: Params, raw_dir: Path, features_dir: Path, sft_dir: Path, reward
         _plot(curve, tmp / "curve.png")
     _clear_checkpoints(checkpoint_dir)
     tail = curve.tail(max(1, rp.max_steps // 10))
-    metrics = {f"rl/{c}": float(tail[c].mean()) for c in curve.columns if c != "step" and tail[c].null_count() < tail.height}
+    metrics = {
+        f"rl/{c}": float(tail[c].mean())
+        for c in curve.columns
+        if c != "step" and tail[c].null_count() < tail.height
+    }
     return metrics | {
         "rl/steps": rp.max_steps,
         "rl/resumed_from_step": resumed_from,
         "rl/invalid_slates": reward.invalid_count,
         "rl/steps_per_second": steps_run / seconds if steps_run else float("nan"),
-        "rl/generated_tokens_per_second": steps_run * args.per_device_train_batch_size * vocab.slate_size / seconds if steps_run else float("nan"),
+        "rl/generated_tokens_per_second": steps_run
+        * args.per_device_train_batch_size
+        * vocab.slate_size
+        / seconds
+        if steps_run
+        else float("nan"),
     }
 
 
@@ -146,9 +200,13 @@ def _fingerprint(params: Params, sft_dir: Path, reward_dir: Path) -> str:
     import hashlib
 
     h = hashlib.sha256(params.section_hash("rlhf_policy").encode())
-    code = [Path(__file__).parent, Path(load_policy.__code__.co_filename).parent]  # rlhf_policy, the policy library
-    for f in [f for folder in (sft_dir, reward_dir) for f in sorted(Path(folder).rglob("*.safetensors"))] + \
-             [f for folder in code for f in sorted(folder.glob("*.py"))]:
+    code = [
+        Path(__file__).parent,
+        Path(load_policy.__code__.co_filename).parent,
+    ]  # rlhf_policy, the policy library
+    for f in [f for folder in (sft_dir, reward_dir) for f in sorted(Path(folder).rglob("*.safetensors"))] + [
+        f for folder in code for f in sorted(folder.glob("*.py"))
+    ]:
         h.update(f.read_bytes())
     return h.hexdigest()[:16]
 
@@ -179,7 +237,8 @@ def _resumable_checkpoint(checkpoint_dir: Path, fingerprint: str) -> str | None:
 def _curve(history: list[dict]) -> pl.DataFrame:
     rows = [
         {"step": h["step"], **{short: h.get(name) for name, short in CURVE_COLUMNS.items()}}
-        for h in history if "reward" in h
+        for h in history
+        if "reward" in h
     ]
     return pl.DataFrame(rows, schema={"step": pl.Int64, **{s: pl.Float64 for s in CURVE_COLUMNS.values()}})
 
@@ -199,7 +258,12 @@ def _plot(curve: pl.DataFrame, path: Path) -> None:
     a.legend(loc="upper left")
     a2.legend(loc="lower right")
     has_truth = curve["true_value"].null_count() < curve.height
-    b.scatter(curve["kl"], curve["proxy_reward"] if has_truth else curve["reward"], s=8, label="proxy (reward model)")
+    b.scatter(
+        curve["kl"],
+        curve["proxy_reward"] if has_truth else curve["reward"],
+        s=8,
+        label="proxy (reward model)",
+    )
     if has_truth:
         b.scatter(curve["kl"], curve["true_value"], s=8, label="true long-term value (simulator)")
     b.set(xlabel="KL to SFT", ylabel="value per slate item", title="Over-optimisation watch: proxy vs truth")

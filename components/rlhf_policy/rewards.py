@@ -15,7 +15,9 @@ import numpy as np
 from components.policy.vocab import ItemVocab
 from components.reward.model import RewardModel
 
-Observer = Callable[[np.ndarray, np.ndarray, np.ndarray], dict[str, float]]  # (users, slates, proxy) -> metrics
+Observer = Callable[
+    [np.ndarray, np.ndarray, np.ndarray], dict[str, float]
+]  # (users, slates, proxy) -> metrics
 
 
 class SlateReward:
@@ -23,15 +25,23 @@ class SlateReward:
 
     __name__ = "slate_reward"
 
-    def __init__(self, model: RewardModel, vocab: ItemVocab, genre_of_track: dict[int, int],
-                 invalid_reward: float, observers: Sequence[Observer] = ()):
+    def __init__(
+        self,
+        model: RewardModel,
+        vocab: ItemVocab,
+        genre_of_track: dict[int, int],
+        invalid_reward: float,
+        observers: Sequence[Observer] = (),
+    ):
         self.model, self.vocab = model, vocab
         self.genre_of = genre_of_track
         self.invalid_reward = invalid_reward
         self.observers = list(observers)
         self.invalid_count = 0
 
-    def __call__(self, prompts, completions, completion_ids, user_id, history, log_metric=None, **_) -> list[float]:
+    def __call__(
+        self, prompts, completions, completion_ids, user_id, history, log_metric=None, **_
+    ) -> list[float]:
         k = self.vocab.slate_size
         ids = np.full((len(completion_ids), k), -1, dtype=np.int64)
         for i, c in enumerate(completion_ids):
@@ -41,7 +51,9 @@ class SlateReward:
         valid = self._valid(slates, history)
         reward = np.full(len(slates), self.invalid_reward, dtype=np.float64)
         if valid.any():
-            scores = self.model.score(users[valid], slates[valid], histories=[history[i] for i in np.flatnonzero(valid)])
+            scores = self.model.score(
+                users[valid], slates[valid], histories=[history[i] for i in np.flatnonzero(valid)]
+            )
             reward[valid] = scores.mean(axis=1)
         self.invalid_count += int((~valid).sum())
         if log_metric is not None:
@@ -53,7 +65,8 @@ class SlateReward:
         return reward.tolist()
 
     def _valid(self, slates: np.ndarray, history: list[list[int]]) -> np.ndarray:
-        """k distinct catalogue tracks, none from the prompt's history (the decoder guarantees it; we check)."""
+        """k distinct catalogue tracks, none from the prompt's history (the decoder guarantees it;
+        we check)."""
         srt = np.sort(slates, axis=1)
         ok = (slates >= 0).all(axis=1) & (srt[:, 1:] != srt[:, :-1]).all(axis=1)
         return ok & np.array([not set(s.tolist()) & set(h) for s, h in zip(slates, history)])

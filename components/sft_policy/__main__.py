@@ -25,9 +25,15 @@ def main(
     params: Path = params_option(),
     set_: list[str] = set_option(),
     raw_dir: Path = typer.Option(Path("data/raw"), "--raw-dir", help="raw logs (plays, tracks)"),
-    features_dir: Path = typer.Option(Path("data/features"), "--features-dir", help="output of the features stage"),
-    out_dir: Path = typer.Option(Path("models/sft"), "--out-dir", help="where the policy, tokenizer and vocabulary go"),
-    metrics_path: Path = typer.Option(Path("metrics/sft_policy.json"), "--metrics", help="held-out ranking metrics"),
+    features_dir: Path = typer.Option(
+        Path("data/features"), "--features-dir", help="output of the features stage"
+    ),
+    out_dir: Path = typer.Option(
+        Path("models/sft"), "--out-dir", help="where the policy, tokenizer and vocabulary go"
+    ),
+    metrics_path: Path = typer.Option(
+        Path("metrics/sft_policy.json"), "--metrics", help="held-out ranking metrics"
+    ),
     progress: bool = typer.Option(True, help="show progress bars"),
 ) -> None:
     """Train the SFT policy (see HELP)."""
@@ -42,8 +48,16 @@ def main(
             stage_run.log_curve(pl.read_csv(out_dir / CURVE_CSV).to_dicts(), "curve_sft")
             stage_run.log_artifact(out_dir / "curve.png")
 
-        execute("sft_policy", SECTIONS, params, lambda p: run(p, raw_dir, features_dir, out_dir, progress), metrics_path,
-                seed_of=lambda p: p.sft_policy.seed, log_outputs=log_outputs, overrides=overrides(set_))
+        execute(
+            "sft_policy",
+            SECTIONS,
+            params,
+            lambda p: run(p, raw_dir, features_dir, out_dir, progress),
+            metrics_path,
+            seed_of=lambda p: p.sft_policy.seed,
+            log_outputs=log_outputs,
+            overrides=overrides(set_),
+        )
 
 
 if __name__ == "__main__":

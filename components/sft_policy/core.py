@@ -26,18 +26,29 @@ from components.tracking import is_main_process
 from components.trainloop import train_loop
 
 
-def run(params: Params, raw_dir: Path, features_dir: Path, out_dir: Path, progress: bool = True) -> dict[str, float]:
+def run(
+    params: Params, raw_dir: Path, features_dir: Path, out_dir: Path, progress: bool = True
+) -> dict[str, float]:
     sp = params.sft_policy
     seqs, catalogue, _ = load_sequences(sp, raw_dir, features_dir)
     train, test, split_day = split(seqs, sp)
     if len(train) == 0 or len(test) == 0:
         raise ValueError(f"sft_policy: empty split (train {len(train)}, test {len(test)} sequences)")
-    vocab = ItemVocab.fit(train.features, sp.prompt_features, catalogue.tolist(), sp.history_length, sp.slate_size, sp.feature_buckets)
+    vocab = ItemVocab.fit(
+        train.features,
+        sp.prompt_features,
+        catalogue.tolist(),
+        sp.history_length,
+        sp.slate_size,
+        sp.feature_buckets,
+    )
     model, tokenizer = build(vocab, sp.model, sp.base_model, sp.seed)
     vocab.bind(tokenizer)
 
     def tensors(s: Sequences) -> tuple[torch.Tensor]:
-        ids = np.concatenate([vocab.prompts(s.features, s.history), vocab.track_to_token(s.completion)], axis=1)
+        ids = np.concatenate(
+            [vocab.prompts(s.features, s.history), vocab.track_to_token(s.completion)], axis=1
+        )
         return (torch.from_numpy(ids),)
 
     (x_eval,) = tensors(test.take(np.arange(min(len(test), 5000))))
@@ -46,8 +57,14 @@ def run(params: Params, raw_dir: Path, features_dir: Path, out_dir: Path, progre
         return slate_loss(net, batch[0], vocab.prompt_length)
 
     def held_out(net, device) -> float:
-        return float(np.mean([slate_loss(net, x_eval[i : i + 1024].to(device), vocab.prompt_length).item()
-                              for i in range(0, len(x_eval), 1024)]))
+        return float(
+            np.mean(
+                [
+                    slate_loss(net, x_eval[i : i + 1024].to(device), vocab.prompt_length).item()
+                    for i in range(0, len(x_eval), 1024)
+                ]
+            )
+        )
 
     started = time.perf_counter()
     curve = train_loop(model, tensors(train), loss_of, held_out, sp.train, sp.seed, "sft policy", progress)
@@ -61,7 +78,9 @@ def run(params: Params, raw_dir: Path, features_dir: Path, out_dir: Path, progre
     prompts = vocab.prompts(probe.features, probe.history)
     slates = generate_slates(model, vocab, prompts, sample=False)
     recall, ndcg = M.recall_ndcg(slates, probe.completion)
-    pop_recall, pop_ndcg = M.recall_ndcg(M.popularity_slates(train.completion.ravel(), probe.history, sp.slate_size), probe.completion)
+    pop_recall, pop_ndcg = M.recall_ndcg(
+        M.popularity_slates(train.completion.ravel(), probe.history, sp.slate_size), probe.completion
+    )
     metrics = {
         f"eval/recall_at_{sp.slate_size}": recall,
         f"eval/ndcg_at_{sp.slate_size}": ndcg,
@@ -90,7 +109,9 @@ def slate_loss(net, ids: torch.Tensor, prompt_length: int) -> torch.Tensor:
     them, not on the prompt (3-4x less work than full-sequence logits)."""
     hidden = net.base_model(input_ids=ids).last_hidden_state[:, prompt_length - 1 : -1]
     logits = net.get_output_embeddings()(hidden)
-    return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), ids[:, prompt_length:].reshape(-1))
+    return torch.nn.functional.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]), ids[:, prompt_length:].reshape(-1)
+    )
 
 
 def _plot(curve: list[dict], path: Path) -> None:

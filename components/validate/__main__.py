@@ -26,16 +26,21 @@ def main(
     params: Path = params_option(),
     set_: list[str] = set_option(),
     raw_dir: Path = typer.Option(
-        Path("data/raw"), "--raw-dir",
+        Path("data/raw"),
+        "--raw-dir",
         help="folder with the four raw-log tables and manifest.json (written by simulate/ingest)",
     ),
     report_path: Path = typer.Option(
-        Path("reports/validation.html"), "--report", dir_okay=False,
+        Path("reports/validation.html"),
+        "--report",
+        dir_okay=False,
         help="HTML report of every expectation; a failing run removes it and writes "
         "<stem>.failed.html beside it instead",
     ),
     metrics_path: Path = typer.Option(
-        Path("metrics/validate.json"), "--metrics", dir_okay=False,
+        Path("metrics/validate.json"),
+        "--metrics",
+        dir_okay=False,
         help="JSON file for the run's counts (expectations, failures, rows per table); removed on failure",
     ),
 ) -> None:
@@ -44,8 +49,14 @@ def main(
         from components.stage import execute
         from components.validate.core import run
 
-        execute("validate", SECTIONS, params, lambda p: run(p, raw_dir, report_path, metrics_path), metrics_path,
-                overrides=overrides(set_))
+        execute(
+            "validate",
+            SECTIONS,
+            params,
+            lambda p: run(p, raw_dir, report_path, metrics_path),
+            metrics_path,
+            overrides=overrides(set_),
+        )
 
 
 if __name__ == "__main__":

@@ -121,8 +121,13 @@ def _unique_key(table: contract.Table) -> list[gxe.Expectation]:
 def _event_checks(vp: ValidateParams, window: Window, refs: References) -> list[gxe.Expectation]:
     """Checks shared by impressions and plays: time inside the window, ids that exist."""
     return [
-        _between("ts", "events must lie in the logged window [window_start, window_end)",
-                 min_value=window.start, max_value=window.end, strict_max=True),
+        _between(
+            "ts",
+            "events must lie in the logged window [window_start, window_end)",
+            min_value=window.start,
+            max_value=window.end,
+            strict_max=True,
+        ),
         _in_set("user_id", refs.user_ids, "users.user_id", "every listener must be in users"),
         _in_set("track_id", refs.track_ids, "tracks.track_id", "every track must be in tracks"),
         _in_set("artist_id", refs.artist_ids, "tracks.artist_id", "every artist must own a track in tracks"),
@@ -136,33 +141,71 @@ def values_suite(name: str, vp: ValidateParams, window: Window, refs: References
     stream = contract.STREAM_THRESHOLD_MS
     if name == "impressions":
         out += _event_checks(vp, window, refs) + [
-            _between("ms_played", "cannot be negative; above validate.max_ms_played is a logging bug",
-                     min_value=0, max_value=vp.max_ms_played),
+            _between(
+                "ms_played",
+                "cannot be negative; above validate.max_ms_played is a logging bug",
+                min_value=0,
+                max_value=vp.max_ms_played,
+            ),
             gxe.ExpectCompoundColumnsToBeUnique(
-                column_list=["session_id", "position"], meta={"why": "one impression per slate slot"}),
-            _between("position", "0-based slot, below validate.max_slate_size",
-                     min_value=0, max_value=vp.max_slate_size, strict_max=True),
-            _between("propensity", "a logged action has positive probability (IPS divides by it)",
-                     min_value=0, max_value=1, strict_min=True),
-            _between("ms_played", "streamed means played for at least 30 s",
-                     min_value=stream, row_condition=Col("streamed") == True),  # noqa: E712 - GX condition
-            _between("ms_played", "not streamed means played for less than 30 s",
-                     max_value=stream, strict_max=True, row_condition=Col("streamed") == False),  # noqa: E712
+                column_list=["session_id", "position"], meta={"why": "one impression per slate slot"}
+            ),
+            _between(
+                "position",
+                "0-based slot, below validate.max_slate_size",
+                min_value=0,
+                max_value=vp.max_slate_size,
+                strict_max=True,
+            ),
+            _between(
+                "propensity",
+                "a logged action has positive probability (IPS divides by it)",
+                min_value=0,
+                max_value=1,
+                strict_min=True,
+            ),
+            _between(
+                "ms_played",
+                "streamed means played for at least 30 s",
+                min_value=stream,
+                row_condition=Col("streamed") == True,  # noqa: E712 - a GX condition, not a Python bool
+            ),
+            _between(
+                "ms_played",
+                "not streamed means played for less than 30 s",
+                max_value=stream,
+                strict_max=True,
+                row_condition=Col("streamed") == False,  # noqa: E712
+            ),
         ]
     elif name == "plays":
         out += _event_checks(vp, window, refs) + [
-            _between("ms_played", "plays are streams (>= 30 s); above validate.max_ms_played is a bug",
-                     min_value=stream, max_value=vp.max_ms_played),
+            _between(
+                "ms_played",
+                "plays are streams (>= 30 s); above validate.max_ms_played is a bug",
+                min_value=stream,
+                max_value=vp.max_ms_played,
+            ),
             _in_set("source", list(contract.PLAY_SOURCES), "contract.PLAY_SOURCES", "closed vocabulary"),
         ]
     elif name == "users":
-        out.append(_between("signup_ts", "a listener in the log signed up before it ended",
-                            max_value=window.end, strict_max=True))
+        out.append(
+            _between(
+                "signup_ts",
+                "a listener in the log signed up before it ended",
+                max_value=window.end,
+                strict_max=True,
+            )
+        )
     elif name == "tracks":
         out += [
             _between("duration_ms", "a track has a positive length", min_value=0, strict_min=True),
-            _between("release_ts", "a track in the log was released before it ended",
-                     max_value=window.end, strict_max=True),
+            _between(
+                "release_ts",
+                "a track in the log was released before it ended",
+                max_value=window.end,
+                strict_max=True,
+            ),
         ]
     return out
 
@@ -170,11 +213,14 @@ def values_suite(name: str, vp: ValidateParams, window: Window, refs: References
 def daily_suite(vp: ValidateParams, median: float) -> list[gxe.Expectation]:
     """Each day's impression count within [min_ratio, max_ratio] x the median day."""
     lo, hi = vp.daily_volume_min_ratio * median, vp.daily_volume_max_ratio * median
-    why = (f"each day within [{vp.daily_volume_min_ratio:g}, {vp.daily_volume_max_ratio:g}] x the median day "
-           f"({median:g} impressions): an outage or a duplicated export shows up here")
+    why = (
+        f"each day within [{vp.daily_volume_min_ratio:g}, {vp.daily_volume_max_ratio:g}] x the median day "
+        f"({median:g} impressions): an outage or a duplicated export shows up here"
+    )
     detail = f"= [{vp.daily_volume_min_ratio:g}, {vp.daily_volume_max_ratio:g}] x median day {median:g}"
     return [
         gxe.ExpectTableRowCountToBeBetween(min_value=1, meta={"why": "the window spans at least one day"}),
         gxe.ExpectColumnValuesToBeBetween(
-            column="impressions", min_value=lo, max_value=hi, meta={"why": why, "detail": detail}),
+            column="impressions", min_value=lo, max_value=hi, meta={"why": why, "detail": detail}
+        ),
     ]

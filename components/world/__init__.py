@@ -15,9 +15,9 @@ metrics, never the truth itself). ``tests/unit/test_architecture.py`` enforces t
 import graph.
 """
 
+from components.protocol import Contexts, Policy, Slates
 from components.world.ab import ABResult, Lift, run_ab
 from components.world.dynamics import World
-from components.protocol import Contexts, Policy, Slates
 from components.world.policies import ClickGreedyOracle, LoggingPolicy, LongTermOracle
 from components.world.response import true_long_term_value
 from components.world.truth import NoGroundTruth, has_truth, load_world, save_world

@@ -15,8 +15,8 @@ import polars as pl
 from scipy import stats
 from tqdm.auto import tqdm
 
-from components.world.dynamics import World
 from components.protocol import Policy
+from components.world.dynamics import World
 from components.world.rng import stream
 
 OUTCOMES = (
@@ -96,7 +96,15 @@ class ABResult:
             for m in OUTCOMES:
                 x = df[m].to_numpy().astype(np.float64)
                 se = x.std(ddof=1) / np.sqrt(len(x)) if len(x) > 1 else float("nan")
-                rows.append({"arm": arm, "metric": m, "mean": x.mean(), "low": x.mean() - z * se, "high": x.mean() + z * se})
+                rows.append(
+                    {
+                        "arm": arm,
+                        "metric": m,
+                        "mean": x.mean(),
+                        "low": x.mean() - z * se,
+                        "high": x.mean() + z * se,
+                    }
+                )
         return pl.DataFrame(rows)
 
 
@@ -135,7 +143,10 @@ def run_ab(
         U, A = w.population.n_users, w.catalogue.n_artists
         had_habit = w.state.habit >= habit_formed
         played = np.zeros((U, A), bool)
-        totals = {m: np.zeros(U, np.int64) for m in ("active_days", "streams", "rec_streams", "skips", "saves", "impressions")}
+        totals = {
+            m: np.zeros(U, np.int64)
+            for m in ("active_days", "streams", "rec_streams", "skips", "saves", "impressions")
+        }
         last_week = np.zeros(U, bool)
         daily[arm] = np.zeros(horizon_days)
         log_imp, log_play = [], []
@@ -146,7 +157,9 @@ def run_ab(
                 log_play.append(_plays(ev, w, start_day))
             totals["active_days"] += ev.active
             totals["streams"] += ev.n_streams
-            totals["rec_streams"] += np.bincount(ev.imp_user, weights=ev.imp_streamed, minlength=U).astype(np.int64)
+            totals["rec_streams"] += np.bincount(ev.imp_user, weights=ev.imp_streamed, minlength=U).astype(
+                np.int64
+            )
             totals["skips"] += ev.n_skips
             totals["saves"] += ev.n_saves
             totals["impressions"] += np.bincount(ev.imp_user, minlength=U)
@@ -168,25 +181,43 @@ def run_ab(
             }
         )
     bar.close()
-    return ABResult(outcomes=outcomes, daily_active=daily, horizon_days=horizon_days, confidence=confidence,
-                    impressions=impressions if record else None, plays=plays if record else None)
+    return ABResult(
+        outcomes=outcomes,
+        daily_active=daily,
+        horizon_days=horizon_days,
+        confidence=confidence,
+        impressions=impressions if record else None,
+        plays=plays if record else None,
+    )
 
 
 def _impressions(ev, world: World, start_day: int) -> pl.DataFrame:
     k = world.params.slate_size
-    offset = (start_day * 86_400)
-    return pl.DataFrame({
-        "user_id": ev.imp_user, "session": ev.day * 100_000_000 + ev.imp_session, "position": ev.imp_position,
-        "seconds": ev.imp_ts - offset, "track_id": ev.imp_track, "artist_id": world.catalogue.track_artist[ev.imp_track],
-        "streamed": ev.imp_streamed, "skipped": ev.imp_skipped, "saved": ev.imp_saved,
-    }).with_columns(slate_size=pl.lit(k))
+    offset = start_day * 86_400
+    return pl.DataFrame(
+        {
+            "user_id": ev.imp_user,
+            "session": ev.day * 100_000_000 + ev.imp_session,
+            "position": ev.imp_position,
+            "seconds": ev.imp_ts - offset,
+            "track_id": ev.imp_track,
+            "artist_id": world.catalogue.track_artist[ev.imp_track],
+            "streamed": ev.imp_streamed,
+            "skipped": ev.imp_skipped,
+            "saved": ev.imp_saved,
+        }
+    ).with_columns(slate_size=pl.lit(k))
 
 
 def _plays(ev, world: World, start_day: int) -> pl.DataFrame:
-    return pl.DataFrame({
-        "user_id": ev.play_user, "seconds": ev.play_ts - start_day * 86_400,
-        "track_id": ev.play_track, "artist_id": world.catalogue.track_artist[ev.play_track],
-    })
+    return pl.DataFrame(
+        {
+            "user_id": ev.play_user,
+            "seconds": ev.play_ts - start_day * 86_400,
+            "track_id": ev.play_track,
+            "artist_id": world.catalogue.track_artist[ev.play_track],
+        }
+    )
 
 
 def _participants(world: World, start_day: int, n_users: int, seed: int) -> np.ndarray:

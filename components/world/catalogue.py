@@ -74,8 +74,10 @@ class Catalogue:
 
     def artist_depth(self) -> np.ndarray:
         """(A,) mean depth of each artist's tracks."""
-        return (np.bincount(self.track_artist, weights=self.depth, minlength=self.n_artists)
-                / np.maximum(np.bincount(self.track_artist, minlength=self.n_artists), 1)).astype(np.float32)
+        return (
+            np.bincount(self.track_artist, weights=self.depth, minlength=self.n_artists)
+            / np.maximum(np.bincount(self.track_artist, minlength=self.n_artists), 1)
+        ).astype(np.float32)
 
     def by_artist(self) -> SegmentSampler:
         """Tracks of an artist, drawn by popularity (organic listening)."""
@@ -117,10 +119,9 @@ def make_catalogue(p: CatalogueParams, seed: int) -> Catalogue:
     track_artist = np.concatenate([np.arange(A), extra])
     track_vec = _unit(artist_vec[track_artist] + p.track_spread * rng.normal(size=(T, D)) / np.sqrt(D))
 
-    log_pop = (
-        p.artist_popularity_sigma * rng.normal(size=A)[track_artist]
-        + p.track_popularity_sigma * rng.normal(size=T)
-    )
+    log_pop = p.artist_popularity_sigma * rng.normal(size=A)[
+        track_artist
+    ] + p.track_popularity_sigma * rng.normal(size=T)
     log_pop = (log_pop - log_pop.mean()) / (log_pop.std() + 1e-9)
 
     # Catchiness and depth share an artist component and are mildly anti-correlated.

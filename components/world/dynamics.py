@@ -64,7 +64,9 @@ class DayEvents:
 class World:
     """Catalogue + population (immutable truth) and the mutable per-user state."""
 
-    def __init__(self, params: SimulateParams, catalogue: Catalogue, population: Population, state: UserState):
+    def __init__(
+        self, params: SimulateParams, catalogue: Catalogue, population: Population, state: UserState
+    ):
         self.params = params
         self.catalogue = catalogue
         self.population = population
@@ -114,13 +116,17 @@ class World:
         live &= ~st.churned
 
         habit_total = st.habit.sum(axis=1)
-        p_active = sigmoid(pop.activity + dyn.activity_satisfaction * st.satisfaction + dyn.activity_habit * habit_total)
+        p_active = sigmoid(
+            pop.activity + dyn.activity_satisfaction * st.satisfaction + dyn.activity_habit * habit_total
+        )
         active = live & (stream(seed, day, "active").random(U) < p_active)
         users = np.flatnonzero(active)
 
         n_sess = 1 + (stream(seed, day, "sessions").random((U, S - 1)) < dyn.extra_session_prob).sum(axis=1)
         sess_user = np.repeat(users, n_sess[users])
-        sess_idx = np.arange(len(sess_user)) - np.repeat(np.cumsum(n_sess[users]) - n_sess[users], n_sess[users])
+        sess_idx = np.arange(len(sess_user)) - np.repeat(
+            np.cumsum(n_sess[users]) - n_sess[users], n_sess[users]
+        )
         tod = np.sort(stream(seed, day, "time_of_day").random((U, S)), axis=1)
         sess_ts = day * SECONDS_PER_DAY + tod[sess_user, sess_idx] * (SECONDS_PER_DAY - 3600)
 
@@ -189,7 +195,10 @@ class World:
         """Examine with position bias; stream, skip or save; how long each track was played."""
         P, dyn, cat = self.params, self.params.dynamics, self.catalogue
         U, S, k, seed = self.population.n_users, P.max_sessions_per_day, P.slate_size, self.seed
-        draw = {name: stream(seed, day, name).random((U, S, k), dtype=np.float32)[users, sess] for name in ("examine", "stream", "save", "listen")}
+        draw = {
+            name: stream(seed, day, name).random((U, S, k), dtype=np.float32)[users, sess]
+            for name in ("examine", "stream", "save", "listen")
+        }
         resp = respond(dyn, cat, self.population, self.state, users, tracks)
         examined = draw["examine"] < self.examine_prob[None, :]
         streamed = examined & (draw["stream"] < resp.p_stream)
@@ -197,15 +206,31 @@ class World:
         saved = streamed & (draw["save"] < sigmoid(dyn.save_bias + dyn.save_value * resp.value))
         dur = cat.duration_ms[tracks]
         frac = sigmoid(resp.value + 2.0 * (draw["listen"] - 0.5))
-        ms = np.where(streamed, 30_000 + (dur - 30_000) * frac, np.where(skipped, 1_000 + 28_000 * draw["listen"], 0))
-        return {"streamed": streamed, "skipped": skipped, "saved": saved, "ms": ms.astype(np.int64), "value": resp.value}
+        ms = np.where(
+            streamed, 30_000 + (dur - 30_000) * frac, np.where(skipped, 1_000 + 28_000 * draw["listen"], 0)
+        )
+        return {
+            "streamed": streamed,
+            "skipped": skipped,
+            "saved": saved,
+            "ms": ms.astype(np.int64),
+            "value": resp.value,
+        }
 
     def _organic_and_search(self, day: int, users: np.ndarray, habit_total: np.ndarray) -> dict:
         """Plays the listener starts on their own: artists they have a habit for, and search."""
         dyn, cat, pop, st = self.params.dynamics, self.catalogue, self.population, self.state
         U, seed = pop.n_users, self.seed
-        n_org = poisson_from_uniform(stream(seed, day, "organic_n").random(U)[users], dyn.organic_rate * habit_total[users], MAX_ORGANIC_PER_DAY)
-        n_search = poisson_from_uniform(stream(seed, day, "search_n").random(U)[users], np.full(len(users), dyn.search_rate), MAX_SEARCH_PER_DAY)
+        n_org = poisson_from_uniform(
+            stream(seed, day, "organic_n").random(U)[users],
+            dyn.organic_rate * habit_total[users],
+            MAX_ORGANIC_PER_DAY,
+        )
+        n_search = poisson_from_uniform(
+            stream(seed, day, "search_n").random(U)[users],
+            np.full(len(users), dyn.search_rate),
+            MAX_SEARCH_PER_DAY,
+        )
 
         # organic: artist ~ habit strength, then track of that artist ~ popularity
         ou = np.repeat(users, n_org)
@@ -217,7 +242,9 @@ class World:
         u_art = stream(seed, day, "organic_artist").random((U, MAX_ORGANIC_PER_DAY))[ou, orank]
         artist = np.searchsorted(cum.ravel(), row + np.clip(u_art, 1e-9, 1 - 1e-9)) - row * cat.n_artists
         artist = np.minimum(artist, cat.n_artists - 1)
-        o_track = self._by_artist.draw(artist, stream(seed, day, "organic_track").random((U, MAX_ORGANIC_PER_DAY))[ou, orank])
+        o_track = self._by_artist.draw(
+            artist, stream(seed, day, "organic_track").random((U, MAX_ORGANIC_PER_DAY))[ou, orank]
+        )
 
         # search: genre ~ the user's genre mixture, then track of that genre ~ popularity
         su = np.repeat(users, n_search)
@@ -225,12 +252,16 @@ class World:
         gcum = np.cumsum(pop.genre_weights[su], axis=1)
         u_gen = stream(seed, day, "search_genre").random((U, MAX_SEARCH_PER_DAY))[su, srank]
         genre = np.minimum((gcum < (u_gen * gcum[:, -1])[:, None]).sum(axis=1), cat.n_genres - 1)
-        s_track = self._by_genre.draw(genre, stream(seed, day, "search_track").random((U, MAX_SEARCH_PER_DAY))[su, srank])
+        s_track = self._by_genre.draw(
+            genre, stream(seed, day, "search_track").random((U, MAX_SEARCH_PER_DAY))[su, srank]
+        )
 
         user = np.concatenate([ou, su])
         track = np.concatenate([o_track, s_track])
         rank = np.concatenate([orank, MAX_ORGANIC_PER_DAY + srank])
-        u_time = stream(seed, day, "self_time").random((U, MAX_ORGANIC_PER_DAY + MAX_SEARCH_PER_DAY))[user, rank]
+        u_time = stream(seed, day, "self_time").random((U, MAX_ORGANIC_PER_DAY + MAX_SEARCH_PER_DAY))[
+            user, rank
+        ]
         value = respond(dyn, cat, pop, st, user, track[:, None]).value[:, 0]
         frac = sigmoid(value + 2.0 * (u_time - 0.5))
         ms = 30_000 + (cat.duration_ms[track] - 30_000) * frac
@@ -243,7 +274,9 @@ class World:
             "ms": ms.astype(np.int64),
         }
 
-    def _update_state(self, live: np.ndarray, user: np.ndarray, track: np.ndarray, value: np.ndarray, n_skips: np.ndarray) -> None:
+    def _update_state(
+        self, live: np.ndarray, user: np.ndarray, track: np.ndarray, value: np.ndarray, n_skips: np.ndarray
+    ) -> None:
         """Satisfaction follows value; habits build on enjoyed days and decay; fatigue per genre."""
         dyn, cat, pop, st = self.params.dynamics, self.catalogue, self.population, self.state
         U, A, G = pop.n_users, cat.n_artists, cat.n_genres
@@ -252,7 +285,10 @@ class World:
         st.satisfaction = np.where(live, np.clip(s, -5.0, 5.0), st.satisfaction).astype(np.float32)
 
         st.habit *= np.float32(dyn.habit_decay)
-        enjoyed = np.unique(user[value > dyn.habit_enjoy_threshold] * A + cat.track_artist[track[value > dyn.habit_enjoy_threshold]])
+        enjoyed = np.unique(
+            user[value > dyn.habit_enjoy_threshold] * A
+            + cat.track_artist[track[value > dyn.habit_enjoy_threshold]]
+        )
         eu, ea = enjoyed // A, enjoyed % A
         gain = dyn.habit_gain * (1.0 + pop.openness[eu])
         st.habit[eu, ea] += (gain * (1.0 - st.habit[eu, ea])).astype(np.float32)

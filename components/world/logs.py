@@ -36,8 +36,12 @@ class RawLogWriter:
         self.next_event = 0
         self.next_session = 0
         self.counts = {"impressions": 0, "plays": 0}
-        self._imp = pq.ParquetWriter(contract.IMPRESSIONS.file(raw_dir), contract.IMPRESSIONS.schema, compression="zstd")
-        self._plays = pq.ParquetWriter(contract.PLAYS.file(raw_dir), contract.PLAYS.schema, compression="zstd")
+        self._imp = pq.ParquetWriter(
+            contract.IMPRESSIONS.file(raw_dir), contract.IMPRESSIONS.schema, compression="zstd"
+        )
+        self._plays = pq.ParquetWriter(
+            contract.PLAYS.file(raw_dir), contract.PLAYS.schema, compression="zstd"
+        )
 
     def _ts(self, seconds: np.ndarray) -> pa.Array:
         us = self.t0_us + np.round(seconds * 1e6).astype(np.int64)

@@ -2,8 +2,9 @@
 
 A policy is anything with ``policy_id`` and ``recommend(contexts) -> Slates``
 (:mod:`components.protocol`). Policies that need the hidden truth (the oracles) also have
-``bind(world)``; the A/B runner binds each arm's own world. The logging policy is the world's stand-in for a production
-recommender: it uses a *noisy* estimate of taste, so it is realistic, not an oracle.
+``bind(world)``; the A/B runner binds each arm's own world. The logging policy is the world's
+stand-in for a production recommender: it uses a *noisy* estimate of taste, so it is
+realistic, not an oracle.
 """
 
 from __future__ import annotations

@@ -70,7 +70,9 @@ def habit_worth(dyn: DynamicsParams, cat: Catalogue, pop: Population, users: np.
     """(n, A) what a habit with each artist is worth per organic play: the expected value of a
     play of that artist's typical track (affinity to the artist, its mean depth), floored at 0."""
     aff = pop.taste[users] @ cat.artist_vec.T
-    return np.maximum(dyn.value_bias + dyn.value_affinity * aff + dyn.value_depth * cat.artist_depth()[None, :], 0.0)
+    return np.maximum(
+        dyn.value_bias + dyn.value_affinity * aff + dyn.value_depth * cat.artist_depth()[None, :], 0.0
+    )
 
 
 def long_term_value(

@@ -40,4 +40,3 @@ def poisson_from_uniform(u: np.ndarray, rate: np.ndarray, cap: int) -> np.ndarra
         pmf = pmf * rate / k
         cdf = cdf + pmf
     return count
-

@@ -29,7 +29,11 @@ class NoGroundTruth(EncoreError):
 def save_world(world: World, path: Path, next_day: int) -> None:
     """Write catalogue, population and the current state; ``next_day`` is where time resumes."""
     path.mkdir(parents=True, exist_ok=True)
-    for name, obj in (("catalogue", world.catalogue), ("population", world.population), ("state", world.state)):
+    for name, obj in (
+        ("catalogue", world.catalogue),
+        ("population", world.population),
+        ("state", world.state),
+    ):
         np.savez_compressed(path / f"{name}.npz", **{f.name: getattr(obj, f.name) for f in fields(obj)})
     meta = {"simulate": world.params.model_dump(mode="json"), "seed": world.seed, "next_day": next_day}
     (path / WORLD_JSON).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")

@@ -13,7 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-def truth_watch(world_dir: Path | None) -> Callable[[np.ndarray, np.ndarray, np.ndarray], dict[str, float]] | None:
+
+def truth_watch(
+    world_dir: Path | None,
+) -> Callable[[np.ndarray, np.ndarray, np.ndarray], dict[str, float]] | None:
     """An observer ``(users, slates, proxy_rewards) -> metrics`` reading the truth, or None."""
     from components.world.response import true_long_term_value
     from components.world.truth import has_truth, load_world
@@ -21,7 +24,12 @@ def truth_watch(world_dir: Path | None) -> Callable[[np.ndarray, np.ndarray, np.
     if world_dir is None or not has_truth(world_dir):
         return None
     world, _ = load_world(world_dir)
-    dyn, cat, pop, w = world.params.dynamics, world.catalogue, world.population, world.params.oracle.habit_weight
+    dyn, cat, pop, w = (
+        world.params.dynamics,
+        world.catalogue,
+        world.population,
+        world.params.oracle.habit_weight,
+    )
 
     def observe(users: np.ndarray, slates: np.ndarray, proxy: np.ndarray) -> dict[str, float]:
         if not len(users):

@@ -21,7 +21,9 @@ pytestmark = pytest.mark.integration
 def redis_store(tmp_path_factory, tiny_raw):
     require("127.0.0.1", 6379, "Redis")
     project = f"encore_test_{uuid.uuid4().hex[:8]}"
-    params = tiny_params(features__store="redis", features__redis_connection="127.0.0.1:6379", features__project=project)
+    params = tiny_params(
+        features__store="redis", features__redis_connection="127.0.0.1:6379", features__project=project
+    )
     out = tmp_path_factory.mktemp("redis_features") / "features"
     run(params, tiny_raw, out)
     store = open_store(repo_config(params.features, out / "feast"))

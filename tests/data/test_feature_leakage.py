@@ -15,13 +15,22 @@ import polars as pl
 import pytest
 
 from components.features.core import LOG_COLUMNS, build_sources, training_frame
-from components.featurestore.definitions import TRAIN_FRAME
-from components.featurestore.definitions import SOURCE_FILES, feast_objects
-from components.logs import load_logs
+from components.featurestore.definitions import SOURCE_FILES, TRAIN_FRAME, feast_objects
 from components.featurestore.store import apply, open_store, repo_config
+from components.logs import load_logs
 
-FEATURES = ["u_streams_7d", "u_active_days_28d", "u_skip_rate_28d", "u_genre_entropy_28d", "t_plays_28d",
-            "t_stream_rate_28d", "ua_plays", "ua_days_played", "ua_days_since_last_play", "recent_tracks"]
+FEATURES = [
+    "u_streams_7d",
+    "u_active_days_28d",
+    "u_skip_rate_28d",
+    "u_genre_entropy_28d",
+    "t_plays_28d",
+    "t_stream_rate_28d",
+    "ua_plays",
+    "ua_days_played",
+    "ua_days_since_last_play",
+    "recent_tracks",
+]
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +72,7 @@ def test_features_equal_a_brute_force_recount(tiny_raw, full):
     plays = pl.read_parquet(tiny_raw / "plays.parquet")
     signup = dict(pl.read_parquet(tiny_raw / "users.parquet").select("user_id", "signup_ts").iter_rows())
     start = full["ts"].min().replace(hour=0, minute=0, second=0, microsecond=0)
-    day = lambda c: ((pl.col(c) - pl.lit(start)).dt.total_days())  # noqa: E731
+    day = lambda c: (pl.col(c) - pl.lit(start)).dt.total_days()  # noqa: E731
     plays = plays.with_columns(day=day("ts"))
     sample = full.with_columns(day=day("ts")).filter(pl.col("day") >= 1).sample(300, seed=1)
     for row in sample.iter_rows(named=True):
@@ -79,4 +88,7 @@ def test_features_equal_a_brute_force_recount(tiny_raw, full):
         expected_recent = before.sort("ts")["track_id"].tail(20).to_list()
         assert (row["recent_tracks"] or []) == expected_recent
     # the sample exercised every branch
-    assert sample["ua_plays"].null_count() < sample.height and sample["recent_tracks"].null_count() < sample.height
+    assert (
+        sample["ua_plays"].null_count() < sample.height
+        and sample["recent_tracks"].null_count() < sample.height
+    )

@@ -19,6 +19,14 @@ def test_lookup_equals_the_online_store(tiny_raw, tiny_features, params):
     mine = lookup.frame(np.repeat(users, 1), np.repeat(slate, len(users), axis=0))
     rows = mine.select("user_id", "track_id", "artist_id")
     theirs = online(store, rows, "reward_model", now=lookup.as_of)
-    for col in ("u_streams_7d", "u_skip_rate_28d", "t_plays_28d", "t_completion_28d", "ua_plays", "recent_tracks", "ua_days_since_last_play"):
+    for col in (
+        "u_streams_7d",
+        "u_skip_rate_28d",
+        "t_plays_28d",
+        "t_completion_28d",
+        "ua_plays",
+        "recent_tracks",
+        "ua_days_since_last_play",
+    ):
         assert mine[col].to_list() == theirs[col].to_list(), col
     assert mine["ua_plays"].null_count() < mine.height or mine["u_streams_7d"].null_count() < mine.height

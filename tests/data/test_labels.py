@@ -29,14 +29,22 @@ def test_one_row_per_impression(labels, tiny_raw):
 
 def test_censoring_nulls_exactly_the_labels_whose_horizon_runs_past_the_log(labels, n_days):
     last = n_days - 1
-    for col, h in [("active_days_7d", 7), ("artist_return_14d", 14), ("retained_28d", 28), ("active_days_28d", 28)]:
+    for col, h in [
+        ("active_days_7d", 7),
+        ("artist_return_14d", 14),
+        ("retained_28d", 28),
+        ("active_days_28d", 28),
+    ]:
         censored = labels.filter(pl.col("day") + h > last)
         observed = labels.filter(pl.col("day") + h <= last)
         assert censored.height > 0 and observed.height > 0, col
         assert censored[col].null_count() == censored.height, f"{col}: a censored label has a value"
         assert observed[col].null_count() == 0, f"{col}: an observable label is null"
     # the composite is null exactly where any of its inputs is
-    assert labels.filter(pl.col("artist_return_14d").is_null())["reward"].null_count() == labels["artist_return_14d"].null_count()
+    assert (
+        labels.filter(pl.col("artist_return_14d").is_null())["reward"].null_count()
+        == labels["artist_return_14d"].null_count()
+    )
     assert labels.filter(pl.col("artist_return_14d").is_not_null())["reward"].null_count() == 0
 
 
@@ -45,7 +53,9 @@ def test_labels_equal_a_brute_force_recount(labels, tiny_raw):
     imp = pl.read_parquet(tiny_raw / "impressions.parquet", columns=["event_id", "ts", "user_id"])
     start = imp["ts"].min().replace(hour=0, minute=0, second=0, microsecond=0)
     day = lambda c: (pl.col(c) - pl.lit(start)).dt.total_days()  # noqa: E731
-    activity = pl.concat([plays.select("user_id", day=day("ts")), imp.select("user_id", day=day("ts"))]).unique()
+    activity = pl.concat(
+        [plays.select("user_id", day=day("ts")), imp.select("user_id", day=day("ts"))]
+    ).unique()
     plays = plays.with_columns(day=day("ts"))
     sample = labels.filter(pl.col("retained_28d").is_not_null()).sample(250, seed=3)
     for r in sample.iter_rows(named=True):
@@ -53,7 +63,9 @@ def test_labels_equal_a_brute_force_recount(labels, tiny_raw):
         active = set(activity.filter(pl.col("user_id") == r["user_id"])["day"].to_list())
         assert r["active_days_7d"] == len([x for x in active if d < x <= d + 7])
         assert r["retained_28d"] == any(d + 21 < x <= d + 28 for x in active)
-        artist = plays.filter((pl.col("user_id") == r["user_id"]) & (pl.col("artist_id") == artist_of(tiny_raw, r["event_id"])))
+        artist = plays.filter(
+            (pl.col("user_id") == r["user_id"]) & (pl.col("artist_id") == artist_of(tiny_raw, r["event_id"]))
+        )
         later_days = artist.filter((pl.col("day") > d) & (pl.col("day") <= d + 14))["day"].n_unique()
         assert r["artist_return_14d"] == (later_days >= 2)
     assert 0 < sample["artist_return_14d"].sum() < sample.height, "the sample must hold both outcomes"
@@ -72,8 +84,12 @@ def artist_of(raw, event_id: int) -> int:
 @pytest.mark.parametrize("rule", ["equal", "split", "streamed", "position"])
 def test_attribution_rules_share_the_session_outcome(labels, rule):
     lp = tiny_params(label__attribution=rule).label
-    df = labels.with_columns(share=attribution_share(labels, lp)).filter(pl.col("active_days_7d").is_not_null())
-    per_session = df.group_by("session_id").agg(total=pl.col("share").sum(), n=pl.len(), streams=pl.col("streamed").sum())
+    df = labels.with_columns(share=attribution_share(labels, lp)).filter(
+        pl.col("active_days_7d").is_not_null()
+    )
+    per_session = df.group_by("session_id").agg(
+        total=pl.col("share").sum(), n=pl.len(), streams=pl.col("streamed").sum()
+    )
     if rule == "equal":
         assert (df["share"] == 1.0).all()
     elif rule in ("split", "position"):
@@ -89,8 +105,13 @@ def test_attribution_rules_share_the_session_outcome(labels, rule):
 
 def test_metrics_report_rates_censoring_and_surrogate_accuracy(tmp_path, tiny_raw, params):
     metrics = run(params, tiny_raw, tmp_path / "labels")
-    for key in ("label/streamed_rate", "label/artist_return_14d_rate", "label/censored/retained_28d",
-                "label/censored/reward", "label/surrogate/r2_later_cohort"):
+    for key in (
+        "label/streamed_rate",
+        "label/artist_return_14d_rate",
+        "label/censored/retained_28d",
+        "label/censored/reward",
+        "label/surrogate/r2_later_cohort",
+    ):
         assert key in metrics
     labels = pl.read_parquet(tmp_path / "labels" / LABELS_FILE)
     assert metrics["label/censored/retained_28d"] == labels["retained_28d"].null_count() > 0
@@ -107,5 +128,3 @@ def test_too_short_a_log_is_a_clear_error(tmp_path, params):
     with pytest.raises(EncoreError, match="surrogate index needs"):
         run(short, tmp_path / "raw", tmp_path / "labels")
     assert not (tmp_path / "labels").exists()
-
-

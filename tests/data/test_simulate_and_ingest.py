@@ -55,9 +55,16 @@ def test_ingest_lays_out_real_logs_exactly_like_simulate(tmp_path, tiny_logs, pa
     parts.mkdir()
     imp = original["impressions"]
     half = imp.num_rows // 2
-    narrow = imp.cast(imp.schema.set(imp.schema.get_field_index("position"), pa.field("position", pa.int32())))
-    pq.write_table(narrow.slice(0, half).append_column("debug", narrow.slice(0, half)["user_id"]), parts / "part-0.parquet")
-    pq.write_table(narrow.slice(half).append_column("debug", narrow.slice(half)["user_id"]), parts / "part-1.parquet")
+    narrow = imp.cast(
+        imp.schema.set(imp.schema.get_field_index("position"), pa.field("position", pa.int32()))
+    )
+    pq.write_table(
+        narrow.slice(0, half).append_column("debug", narrow.slice(0, half)["user_id"]),
+        parts / "part-0.parquet",
+    )
+    pq.write_table(
+        narrow.slice(half).append_column("debug", narrow.slice(half)["user_id"]), parts / "part-1.parquet"
+    )
     for name in ("plays", "users", "tracks"):
         shutil.copy(contract.TABLES[name].file(raw), logs / f"{name}.parquet")
 
@@ -87,6 +94,8 @@ def test_ingest_names_the_file_and_column_at_fault(tmp_path, tiny_logs, params):
     plays = pq.read_table(logs / "plays.parquet").drop_columns(["ms_played"])
     pq.write_table(plays, logs / "plays.parquet")
     out = tmp_path / "raw"
-    with pytest.raises(ContractError, match=r"plays\.parquet: table 'plays' is missing column\(s\) ms_played"):
+    with pytest.raises(
+        ContractError, match=r"plays\.parquet: table 'plays' is missing column\(s\) ms_played"
+    ):
         ingest(params, logs, out, tmp_path / "world", progress=False)
     assert not out.exists(), "a failed ingest must not leave a raw folder behind"

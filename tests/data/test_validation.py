@@ -90,90 +90,151 @@ OF_TYPE = "expect_column_values_to_be_of_type"
 # The failure line must start with "<table>: <expectation> on '<column>'" (see Outcome.line).
 CASES: dict[str, tuple[str, Fix, str, str, str]] = {
     "ms_played_float": (
-        "impressions", lambda d: d.with_columns(pl.col("ms_played").cast(pl.Float64)),
-        OF_TYPE, "ms_played", r": observed float64 \(expected int64\)",
+        "impressions",
+        lambda d: d.with_columns(pl.col("ms_played").cast(pl.Float64)),
+        OF_TYPE,
+        "ms_played",
+        r": observed float64 \(expected int64\)",
     ),
     "ms_played_string": (
-        "plays", lambda d: d.with_columns(pl.col("ms_played").cast(pl.String)),
-        OF_TYPE, "ms_played", r": (\d+) of \1 rows fail \(expected int64\)",
+        "plays",
+        lambda d: d.with_columns(pl.col("ms_played").cast(pl.String)),
+        OF_TYPE,
+        "ms_played",
+        r": (\d+) of \1 rows fail \(expected int64\)",
     ),
     "naive_timestamps": (
-        "users", lambda d: d.with_columns(pl.col("signup_ts").dt.replace_time_zone(None)),
-        OF_TYPE, "signup_ts", r": observed datetime64 \(expected Timestamp\)",
+        "users",
+        lambda d: d.with_columns(pl.col("signup_ts").dt.replace_time_zone(None)),
+        OF_TYPE,
+        "signup_ts",
+        r": observed datetime64 \(expected Timestamp\)",
     ),
     "null_string": (
-        "users", lambda d: _rows(d, _first(7), "country", None),
-        "expect_column_values_to_not_be_null", "country", r": 7 of \d+ rows fail",
+        "users",
+        lambda d: _rows(d, _first(7), "country", None),
+        "expect_column_values_to_not_be_null",
+        "country",
+        r": 7 of \d+ rows fail",
     ),
     "null_int": (
-        "impressions", lambda d: _rows(d, _first(5), "track_id", None),
-        "expect_column_values_to_not_be_null", "track_id", r": 5 of \d+ rows fail",
+        "impressions",
+        lambda d: _rows(d, _first(5), "track_id", None),
+        "expect_column_values_to_not_be_null",
+        "track_id",
+        r": 5 of \d+ rows fail",
     ),
     "negative_ms_played": (
-        "impressions", lambda d: _rows(d, _first(3) & ~pl.col("streamed"), "ms_played", -1),
-        BETWEEN, "ms_played", r": \d of \d+ rows fail \(min 0, max 3600000\)",
+        "impressions",
+        lambda d: _rows(d, _first(3) & ~pl.col("streamed"), "ms_played", -1),
+        BETWEEN,
+        "ms_played",
+        r": \d of \d+ rows fail \(min 0, max 3600000\)",
     ),
     "propensity_zero": (
-        "impressions", lambda d: _rows(d, _first(17), "propensity", 0.0),
-        BETWEEN, "propensity", r": 17 of \d+ rows fail \(min 0 exclusive, max 1\)",
+        "impressions",
+        lambda d: _rows(d, _first(17), "propensity", 0.0),
+        BETWEEN,
+        "propensity",
+        r": 17 of \d+ rows fail \(min 0 exclusive, max 1\)",
     ),
     "propensity_above_one": (
-        "impressions", lambda d: _rows(d, _first(4), "propensity", 1.5),
-        BETWEEN, "propensity", r": 4 of \d+ rows fail \(min 0 exclusive, max 1\); e.g. 1.5",
+        "impressions",
+        lambda d: _rows(d, _first(4), "propensity", 1.5),
+        BETWEEN,
+        "propensity",
+        r": 4 of \d+ rows fail \(min 0 exclusive, max 1\); e.g. 1.5",
     ),
     "duplicate_event_id": (
-        "impressions", lambda d: _rows(d, pl.int_range(pl.len()) == 1, "event_id", d["event_id"][0]),
-        "expect_column_values_to_be_unique", "event_id", r": 2 of \d+ rows fail",
+        "impressions",
+        lambda d: _rows(d, pl.int_range(pl.len()) == 1, "event_id", d["event_id"][0]),
+        "expect_column_values_to_be_unique",
+        "event_id",
+        r": 2 of \d+ rows fail",
     ),
     "unknown_track": (
-        "plays", lambda d: _rows(d, _first(9), "track_id", 10**9),
-        IN_SET, "track_id", r": 9 of \d+ rows fail \(in tracks.track_id: \d+ values\); e.g. 1000000000",
+        "plays",
+        lambda d: _rows(d, _first(9), "track_id", 10**9),
+        IN_SET,
+        "track_id",
+        r": 9 of \d+ rows fail \(in tracks.track_id: \d+ values\); e.g. 1000000000",
     ),
     "unknown_user": (
-        "impressions", lambda d: _rows(d, _first(2), "user_id", -5),
-        IN_SET, "user_id", r": 2 of \d+ rows fail \(in users.user_id",
+        "impressions",
+        lambda d: _rows(d, _first(2), "user_id", -5),
+        IN_SET,
+        "user_id",
+        r": 2 of \d+ rows fail \(in users.user_id",
     ),
     "ts_after_window": (
-        "plays", lambda d: _rows(d, _first(6), "ts", pl.col("ts") + pl.duration(days=60)),
-        BETWEEN, "ts", r": 6 of \d+ rows fail "
+        "plays",
+        lambda d: _rows(d, _first(6), "ts", pl.col("ts") + pl.duration(days=60)),
+        BETWEEN,
+        "ts",
+        r": 6 of \d+ rows fail "
         r"\(min 2026-01-05T00:00:00\+00:00, max 2026-\d\d-\d\dT00:00:00\+00:00 exclusive\)",
     ),
     "ts_before_window": (
-        "impressions", lambda d: _rows(d, _first(1), "ts", pl.col("ts") - pl.duration(days=1)),
-        BETWEEN, "ts", r": 1 of \d+ rows fail",
+        "impressions",
+        lambda d: _rows(d, _first(1), "ts", pl.col("ts") - pl.duration(days=1)),
+        BETWEEN,
+        "ts",
+        r": 1 of \d+ rows fail",
     ),
     "signup_after_window": (
-        "users", lambda d: _rows(d, _first(1), "signup_ts", pl.col("signup_ts") + pl.duration(days=3650)),
-        BETWEEN, "signup_ts", r": 1 of \d+ rows fail \(max [\d-]+T00:00:00\+00:00 exclusive\)",
+        "users",
+        lambda d: _rows(d, _first(1), "signup_ts", pl.col("signup_ts") + pl.duration(days=3650)),
+        BETWEEN,
+        "signup_ts",
+        r": 1 of \d+ rows fail \(max [\d-]+T00:00:00\+00:00 exclusive\)",
     ),
     "duplicate_slot": (
-        "impressions", _duplicate_slot,
-        "expect_compound_columns_to_be_unique", "", r" on \('session_id', 'position'\): 2 of \d+ rows fail",
+        "impressions",
+        _duplicate_slot,
+        "expect_compound_columns_to_be_unique",
+        "",
+        r" on \('session_id', 'position'\): 2 of \d+ rows fail",
     ),
     "empty_table": (
-        "users", lambda d: d.head(0),
-        "expect_table_row_count_to_be_between", "", r": observed 0 \(min 1\)",
+        "users",
+        lambda d: d.head(0),
+        "expect_table_row_count_to_be_between",
+        "",
+        r": observed 0 \(min 1\)",
     ),
     "play_not_a_stream": (
-        "plays", lambda d: _rows(d, _first(3), "ms_played", 1_000),
-        BETWEEN, "ms_played", r": 3 of \d+ rows fail \(min 30000, max 3600000\)",
+        "plays",
+        lambda d: _rows(d, _first(3), "ms_played", 1_000),
+        BETWEEN,
+        "ms_played",
+        r": 3 of \d+ rows fail \(min 30000, max 3600000\)",
     ),
     "unknown_source": (
-        "plays", lambda d: _rows(d, _first(2), "source", "radio"),
-        IN_SET, "source",
+        "plays",
+        lambda d: _rows(d, _first(2), "source", "radio"),
+        IN_SET,
+        "source",
         r": 2 of \d+ rows fail \(in contract.PLAY_SOURCES: rec, organic, search\); e.g. 'radio'",
     ),
     "streamed_but_short": (
-        "impressions", lambda d: _rows(d, pl.col("streamed") & _first(500), "ms_played", 5_000),
-        BETWEEN, "ms_played", r" where streamed == True: \d+ of \d+ rows fail \(min 30000\)",
+        "impressions",
+        lambda d: _rows(d, pl.col("streamed") & _first(500), "ms_played", 5_000),
+        BETWEEN,
+        "ms_played",
+        r" where streamed == True: \d+ of \d+ rows fail \(min 30000\)",
     ),
     "zero_duration": (
-        "tracks", lambda d: _rows(d, _first(1), "duration_ms", 0),
-        BETWEEN, "duration_ms", r": 1 of \d+ rows fail \(min 0 exclusive\)",
+        "tracks",
+        lambda d: _rows(d, _first(1), "duration_ms", 0),
+        BETWEEN,
+        "duration_ms",
+        r": 1 of \d+ rows fail \(min 0 exclusive\)",
     ),
     "daily_volume_outage": (  # reported on the derived batch: impressions per day
-        "impressions", _outage_on_second_day,
-        BETWEEN, "impressions",
+        "impressions",
+        _outage_on_second_day,
+        BETWEEN,
+        "impressions",
         r": 1 of \d+ rows fail \(min [\d.]+, max [\d.]+ = \[0.25, 4\] x median day [\d.]+\); "
         r"e.g. [\d-]+-06: \d+",
     ),
@@ -214,7 +275,9 @@ def test_clean_logs_pass_with_report_and_metrics(params, tiny_raw, tmp_path):
     report, metrics_path = outputs(tmp_path)
     failed = failed_report_path(report)
     failed.write_text("stale failure")
-    metrics = execute("validate", ("validate",), params, lambda p: run(p, tiny_raw, report, metrics_path), metrics_path)
+    metrics = execute(
+        "validate", ("validate",), params, lambda p: run(p, tiny_raw, report, metrics_path), metrics_path
+    )
     manifest = json.loads((tiny_raw / "manifest.json").read_text())
     assert metrics["validate/failed"] == 0 and metrics["validate/expectations"] > 100
     assert metrics["validate/days"] == manifest["days"]
@@ -240,9 +303,24 @@ def test_cli_exits_2_with_the_breach(tiny_raw, tmp_path):
     raw = corrupt(tiny_raw, tmp_path, "impressions", lambda d: _rows(d, _first(17), "propensity", 0.0))
     report, metrics = outputs(tmp_path)
     proc = subprocess.run(
-        [sys.executable, "-m", "components.validate", "--params", str(_params_without_tracking(tmp_path)),
-         "--raw-dir", str(raw), "--report", str(report), "--metrics", str(metrics)],
-        cwd=REPO, capture_output=True, text=True, env={**os.environ, "NO_COLOR": "1"}, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "components.validate",
+            "--params",
+            str(_params_without_tracking(tmp_path)),
+            "--raw-dir",
+            str(raw),
+            "--report",
+            str(report),
+            "--metrics",
+            str(metrics),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NO_COLOR": "1"},
+        timeout=120,
     )
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.startswith("error [validate]:"), proc.stderr
@@ -254,7 +332,10 @@ def test_cli_exits_2_with_the_breach(tiny_raw, tmp_path):
 def test_cli_help_explains_every_option():
     proc = subprocess.run(
         [sys.executable, "-m", "components.validate", "--help"],
-        cwd=REPO, capture_output=True, text=True, timeout=60,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
         env={**os.environ, "NO_COLOR": "1", "COLUMNS": "200"},
     )
     assert proc.returncode == 0, proc.stderr

@@ -122,15 +122,18 @@ def _task_vs_params(task: GpuTask, gpu: GPUParams) -> list[str]:
     problems = []
     if task.accelerator_type != gpu.accelerator_type:
         problems.append(
-            f"{where}: accelerator {task.accelerator_type!r} != cluster.gpu.accelerator_type {gpu.accelerator_type!r}"
+            f"{where}: accelerator {task.accelerator_type!r} != cluster.gpu.accelerator_type "
+            f"{gpu.accelerator_type!r}"
         )
     if task.accelerator_count != gpu.accelerator_limit:
         problems.append(
-            f"{where}: {task.accelerator_count} accelerators != cluster.gpu.accelerator_limit {gpu.accelerator_limit}"
+            f"{where}: {task.accelerator_count} accelerators != cluster.gpu.accelerator_limit "
+            f"{gpu.accelerator_limit}"
         )
     if task.node_selector.get(gpu.node_selector_key) != gpu.node_selector_value:
         problems.append(
-            f"{where}: node selector {task.node_selector} lacks {gpu.node_selector_key}={gpu.node_selector_value}"
+            f"{where}: node selector {task.node_selector} lacks "
+            f"{gpu.node_selector_key}={gpu.node_selector_value}"
         )
     if not any(t.tolerates(gpu.toleration_key, gpu.toleration_effect) for t in task.tolerations):
         problems.append(f"{where}: does not tolerate {gpu.toleration_key}:{gpu.toleration_effect}")
@@ -165,7 +168,8 @@ def _plugin_vs_params(objects: list[Obj], gpu: GPUParams) -> list[str]:
         name = ds["metadata"]["name"]
         if spec.get("nodeSelector", {}).get(gpu.node_selector_key) != gpu.node_selector_value:
             problems.append(
-                f"DaemonSet {name}: nodeSelector {spec.get('nodeSelector')} lacks {gpu.node_selector_key}={gpu.node_selector_value}"
+                f"DaemonSet {name}: nodeSelector {spec.get('nodeSelector')} lacks "
+                f"{gpu.node_selector_key}={gpu.node_selector_value}"
             )
         if not any(
             _toleration(t).tolerates(gpu.toleration_key, gpu.toleration_effect)
@@ -188,7 +192,8 @@ def _quota_vs_params(objects: list[Obj], gpu: GPUParams, namespace: str, most_pe
         return [f"no ResourceQuota on {key} in namespace {namespace}"]
     needed = max(gpu.accelerator_limit, most_per_task)
     return [
-        f"ResourceQuota {q['metadata']['name']}: {key}={q['spec']['hard'][key]} < {needed} (one training task)"
+        f"ResourceQuota {q['metadata']['name']}: {key}={q['spec']['hard'][key]} < {needed} (one training "
+        "task)"
         for q in quotas
         if quantity(q["spec"]["hard"][key]) < needed
     ]

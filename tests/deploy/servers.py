@@ -34,7 +34,9 @@ def listen_locally(argv: list[str], port: int) -> list[str]:
 
 
 @contextmanager
-def serving(name: str, argv: list[str], env: dict[str, str], cwd: Path, port: int, log_path: Path) -> Iterator[str]:
+def serving(
+    name: str, argv: list[str], env: dict[str, str], cwd: Path, port: int, log_path: Path
+) -> Iterator[str]:
     """Start ``argv`` (listening on ``port``), wait for ``/health``, yield its URL, stop it.
 
     A server that exits or never turns healthy fails the test with the tail of its log."""

@@ -354,8 +354,13 @@ def cluster_features(backend_env, registry_database, tiny_raw, tmp_path_factory)
         metrics = run(params, tiny_raw, out)
         store = open_store(repo_config(params.features, out / "feast"))
         yield SimpleNamespace(
-            store=store, out=out, params=params, project=project, metrics=metrics,
-            database=registry_database, env=backend_env,
+            store=store,
+            out=out,
+            params=params,
+            project=project,
+            metrics=metrics,
+            database=registry_database,
+            env=backend_env,
         )
     finally:
         # A new store reads the registry as the stage left it (also after a failure) and
@@ -505,7 +510,12 @@ def test_the_feature_server_of_the_manifest_serves_the_materialised_values(featu
     PostgreSQL, values in Redis) answers /health and returns the latest offline values."""
     activity = pl.read_parquet(cluster_features.out / "sources" / "user_activity.parquet")
     end = activity["event_timestamp"].max()
-    latest = latest_per_entity(activity, ["user_id"]).filter(pl.col("event_timestamp") == end).sort("user_id").head(20)
+    latest = (
+        latest_per_entity(activity, ["user_id"])
+        .filter(pl.col("event_timestamp") == end)
+        .sort("user_id")
+        .head(20)
+    )
     reply = _post(
         f"{feature_server}/get-online-features",
         {"feature_service": "policy", "entities": {"user_id": latest["user_id"].to_list()}},

@@ -27,6 +27,7 @@ from tests.service_checks import PG_HOST, PG_PORT, PG_USER, scratch_database
 
 pytestmark = pytest.mark.integration
 
+
 def server_command(
     objects: list[Obj], overrides: dict[str, str], secrets: dict[str, str]
 ) -> tuple[list[str], dict[str, str]]:

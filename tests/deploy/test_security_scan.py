@@ -179,7 +179,8 @@ def test_cpu_image_installs_the_cpu_torch_and_gpu_image_a_cuda_base():
 
 
 def test_dockerignore_is_an_allow_list():
-    """Nothing but the package sources and the files stages read reaches the build context (no .venv, data, .git)."""
+    """Nothing but the package sources and the files stages read reaches the build context
+    (no .venv, data, .git)."""
     lines = [
         ln.strip()
         for ln in (REPO / ".dockerignore").read_text().splitlines()

@@ -15,9 +15,9 @@ import yaml
 
 from components import contract
 from components.errors import ParamsError
+from components.policy.decoding import generate_slates, generation_kwargs, slot_probabilities
 from components.policy.model import load
 from components.sft_policy.core import run as sft_run
-from components.policy.decoding import generate_slates, generation_kwargs, slot_probabilities
 from tests.conftest import REPO, tiny_policy_params
 
 
@@ -39,7 +39,14 @@ def prompts(policy, tiny_raw):
 
 def test_sft_beats_popularity_and_writes_a_loadable_policy(tiny_sft):
     out, metrics = tiny_sft
-    for name in ("config.json", "model.safetensors", "tokenizer.json", "item_vocab.json", "curve.csv", "curve.png"):
+    for name in (
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "item_vocab.json",
+        "curve.csv",
+        "curve.png",
+    ):
         assert (out / name).exists(), name
     assert metrics["eval/valid_slate_rate"] == 1.0
     assert {"eval/recall_at_10", "eval/ndcg_at_10", "baseline_popularity/recall_at_10"} <= set(metrics)
@@ -62,9 +69,14 @@ def test_fast_decoder_equals_hugging_face_generate_with_the_same_constraints(pol
     ids = prompts[0][:64]
     mine = generate_slates(model, vocab, ids, sample=False)
     x = torch.from_numpy(ids)
-    theirs = model.generate(input_ids=x, attention_mask=torch.ones_like(x), do_sample=False,
-                            pad_token_id=vocab.id("[PAD]"), **generation_kwargs(vocab))
-    assert (mine == vocab.token_to_track(theirs[:, ids.shape[1]:].numpy())).all()
+    theirs = model.generate(
+        input_ids=x,
+        attention_mask=torch.ones_like(x),
+        do_sample=False,
+        pad_token_id=vocab.id("[PAD]"),
+        **generation_kwargs(vocab),
+    )
+    assert (mine == vocab.token_to_track(theirs[:, ids.shape[1] :].numpy())).all()
 
 
 def test_slot_probabilities_are_the_constrained_policy(policy, prompts):
@@ -91,28 +103,60 @@ def test_a_local_base_checkpoint_is_extended_with_the_item_tokens(tmp_path, tiny
     tok = Tokenizer(WordLevel(words, unk_token="<unk>"))
     tok.pre_tokenizer = WhitespaceSplit()
     PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", pad_token="<pad>").save_pretrained(base)
-    GPT2LMHeadModel(GPT2Config(vocab_size=5, n_positions=64, n_embd=32, n_layer=1, n_head=2)).save_pretrained(base)
+    GPT2LMHeadModel(GPT2Config(vocab_size=5, n_positions=64, n_embd=32, n_layer=1, n_head=2)).save_pretrained(
+        base
+    )
 
     out = tmp_path / "sft_from_base"
-    metrics = sft_run(tiny_policy_params(sft_policy__base_model=str(base)), tiny_raw, tiny_features, out, progress=False)
+    metrics = sft_run(
+        tiny_policy_params(sft_policy__base_model=str(base)), tiny_raw, tiny_features, out, progress=False
+    )
     model, tokenizer, vocab = load(out)
     assert tokenizer.get_vocab()["music"] == 4  # the base vocabulary keeps its ids
     assert model.get_input_embeddings().weight.shape[0] == len(tokenizer) > 5 + len(vocab.track_ids)
     assert metrics["eval/valid_slate_rate"] == 1.0
 
     with pytest.raises(ParamsError, match="not a local Hugging Face checkpoint"):
-        sft_run(tiny_policy_params(sft_policy__base_model=str(tmp_path / "nope")), tiny_raw, tiny_features, tmp_path / "x")
+        sft_run(
+            tiny_policy_params(sft_policy__base_model=str(tmp_path / "nope")),
+            tiny_raw,
+            tiny_features,
+            tmp_path / "x",
+        )
 
 
-def _rl_cli(tmp_path: Path, raw, features, sft, reward, world, out: Path, ckpt: Path, env: dict | None = None):
+def _rl_cli(
+    tmp_path: Path, raw, features, sft, reward, world, out: Path, ckpt: Path, env: dict | None = None
+):
     params = tmp_path / "params.yaml"
     if not params.exists():
         raw_params = yaml.safe_load((REPO / "params.yaml").read_text())
         p = tiny_policy_params().model_dump(mode="json", by_alias=True)
         params.write_text(yaml.safe_dump({k: p[k] for k in raw_params}))
-    cmd = [sys.executable, "-m", "components.rlhf_policy", "--params", str(params), "--raw-dir", str(raw),
-           "--features-dir", str(features), "--sft-dir", str(sft), "--reward-dir", str(reward), "--world-dir", str(world),
-           "--out-dir", str(out), "--checkpoint-dir", str(ckpt), "--metrics", str(out.parent / f"{out.name}.json"), "--no-progress"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "components.rlhf_policy",
+        "--params",
+        str(params),
+        "--raw-dir",
+        str(raw),
+        "--features-dir",
+        str(features),
+        "--sft-dir",
+        str(sft),
+        "--reward-dir",
+        str(reward),
+        "--world-dir",
+        str(world),
+        "--out-dir",
+        str(out),
+        "--checkpoint-dir",
+        str(ckpt),
+        "--metrics",
+        str(out.parent / f"{out.name}.json"),
+        "--no-progress",
+    ]
     return subprocess.run(cmd, cwd=REPO, env={**os.environ, **(env or {})}, capture_output=True, text=True)
 
 
@@ -123,7 +167,9 @@ def _weights(path: Path) -> dict:
 
 
 @pytest.mark.slow
-def test_rl_logs_reward_kl_entropy_diversity_truth_and_resumes_after_a_kill(tmp_path, tiny_logs, tiny_features, tiny_sft, tiny_reward_model):
+def test_rl_logs_reward_kl_entropy_diversity_truth_and_resumes_after_a_kill(
+    tmp_path, tiny_logs, tiny_features, tiny_sft, tiny_reward_model
+):
     raw, world = tiny_logs
     args = (raw, tiny_features, tiny_sft[0], tiny_reward_model[0], world)
 
@@ -134,7 +180,13 @@ def test_rl_logs_reward_kl_entropy_diversity_truth_and_resumes_after_a_kill(tmp_
     for col in ("reward", "kl", "entropy", "diversity", "true_value"):
         assert curve[col].is_not_null().all(), col
 
-    killed = _rl_cli(tmp_path, *args, tmp_path / "resumed", tmp_path / "ckpt_resumed", env={"ENCORE_RL_KILL_AFTER_SAVE_AT_STEP": "4"})
+    killed = _rl_cli(
+        tmp_path,
+        *args,
+        tmp_path / "resumed",
+        tmp_path / "ckpt_resumed",
+        env={"ENCORE_RL_KILL_AFTER_SAVE_AT_STEP": "4"},
+    )
     assert killed.returncode == -9, "the run must die by SIGKILL right after checkpoint 4"
     assert (tmp_path / "ckpt_resumed" / "checkpoint-4").is_dir() and not (tmp_path / "resumed").exists()
     resumed = _rl_cli(tmp_path, *args, tmp_path / "resumed", tmp_path / "ckpt_resumed")

@@ -23,8 +23,12 @@ def scored(tiny_logs, tiny_labels) -> pl.DataFrame:
     tracks = pl.read_parquet(raw / "impressions.parquet", columns=["event_id", "track_id"])
     df = labels.join(tracks, on="event_id")
     ltv = true_long_term_value(
-        world.params.dynamics, world.catalogue, world.population,
-        df["user_id"].to_numpy(), df["track_id"].to_numpy(), world.params.oracle.habit_weight,
+        world.params.dynamics,
+        world.catalogue,
+        world.population,
+        df["user_id"].to_numpy(),
+        df["track_id"].to_numpy(),
+        world.params.oracle.habit_weight,
     )
     return df.with_columns(true_ltv=pl.Series(ltv))
 
@@ -37,4 +41,6 @@ def test_mid_term_labels_track_true_value_better_than_the_stream_label(scored):
     assert scored.height > 20_000
     click = _rho(scored, "streamed")
     for label in ("artist_return_14d", "reward"):
-        assert _rho(scored, label) > click + 0.1, f"{label}: {_rho(scored, label):.3f} vs streamed {click:.3f}"
+        assert _rho(scored, label) > click + 0.1, (
+            f"{label}: {_rho(scored, label):.3f} vs streamed {click:.3f}"
+        )

@@ -30,7 +30,12 @@ def _run(world: World, policy, days=DAYS):
         props.append(ev.imp_propensity.reshape(-1, k))
         streamed.append(ev.imp_streamed.reshape(-1, k))
         users.append(ev.imp_user.reshape(-1, k)[:, 0])
-    return np.concatenate(tracks), np.concatenate(props), np.concatenate(streamed).astype(float), np.concatenate(users)
+    return (
+        np.concatenate(tracks),
+        np.concatenate(props),
+        np.concatenate(streamed).astype(float),
+        np.concatenate(users),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -61,13 +66,20 @@ def test_logged_propensities_reproduce_the_logging_policy_exactly(experiment):
 def test_estimators_recover_a_different_policys_true_stream_rate(experiment):
     e = experiment
     assert abs(e["truth"] - e["logging_truth"]) > 0.02, "B must differ from A for the test to mean anything"
-    est = {x.estimator: x for x in ope.estimate(e["r"], e["pi"], e["mu"], max_weight=1e9, n_bootstrap=200, seed=1)}
+    est = {
+        x.estimator: x
+        for x in ope.estimate(e["r"], e["pi"], e["mu"], max_weight=1e9, n_bootstrap=200, seed=1)
+    }
     for name in ("iips", "sniips"):
         err = est[name].value - e["truth"]
-        assert abs(err) < 0.1 * e["truth"], f"{name}: estimate {est[name].value:.4f} vs truth {e['truth']:.4f}"
+        assert abs(err) < 0.1 * e["truth"], (
+            f"{name}: estimate {est[name].value:.4f} vs truth {e['truth']:.4f}"
+        )
         assert abs(err) < abs(e["logging_truth"] - e["truth"]), f"{name} must beat reporting A's own value"
     slots = e["r"].size
-    assert est["rips"].ess < 0.01 * slots < est["iips"].ess, "RIPS must flag its collapsed effective sample size"
+    assert est["rips"].ess < 0.01 * slots < est["iips"].ess, (
+        "RIPS must flag its collapsed effective sample size"
+    )
 
 
 def test_the_gate_promotes_the_truly_better_policy_and_holds_the_worse(experiment):
@@ -82,8 +94,18 @@ def test_the_gate_promotes_the_truly_better_policy_and_holds_the_worse(experimen
     no_model = np.zeros_like(e["r"])  # DR without a direct method: the gate must work on the weights alone
 
     def gate(champion: str, challenger: str):
-        lift = ope.paired_lift(e["r"], pi[champion], pi[challenger], e["mu"], no_model, no_model, no_model,
-                               max_weight=1e9, n_bootstrap=300, seed=1)
+        lift = ope.paired_lift(
+            e["r"],
+            pi[champion],
+            pi[challenger],
+            e["mu"],
+            no_model,
+            no_model,
+            no_model,
+            max_weight=1e9,
+            n_bootstrap=300,
+            seed=1,
+        )
         return decide(rp, lift, "champion", skip_rate=0.2, genre_diversity=0.4, kl=1.0)
 
     assert gate(champion=worse, challenger=better).promote

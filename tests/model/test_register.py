@@ -29,7 +29,11 @@ def test_gate_passes_only_with_a_positive_lower_bound_and_all_guardrails():
     assert good.promote and good.gate == "promote" and all(r.startswith("PASS") for r in good.reasons)
     straddles = decide(rp, (0.05, -0.01, 0.11), "champion", 0.2, 0.4, 1.0)
     assert not straddles.promote and any("FAIL DR lift" in r for r in straddles.reasons)
-    for kwargs, failing in (({"skip_rate": 0.9}, "skip rate"), ({"genre_diversity": 0.01}, "genre diversity"), ({"kl": 99.0}, "KL")):
+    for kwargs, failing in (
+        ({"skip_rate": 0.9}, "skip rate"),
+        ({"genre_diversity": 0.01}, "genre diversity"),
+        ({"kl": 99.0}, "KL"),
+    ):
         args = {"skip_rate": 0.2, "genre_diversity": 0.4, "kl": 1.0} | kwargs
         d = decide(rp, (0.05, 0.01, 0.09), "champion", **args)
         assert not d.promote and any(r.startswith("FAIL") and failing in r for r in d.reasons), failing
@@ -39,7 +43,9 @@ def _gate(folder: Path, decision: str) -> Path:
     """An evaluation folder whose gate.json says ``decision`` (a real decision: lift CI above or across 0)."""
     folder.mkdir(parents=True, exist_ok=True)
     lift = (0.05, 0.01, 0.09) if decision == "promote" else (0.01, -0.03, 0.05)
-    write_decision(folder, decide(tiny_params().register_, lift, "champion", skip_rate=0.2, genre_diversity=0.4, kl=1.0))
+    write_decision(
+        folder, decide(tiny_params().register_, lift, "champion", skip_rate=0.2, genre_diversity=0.4, kl=1.0)
+    )
     return folder
 
 
@@ -57,7 +63,9 @@ def _scenario(tmp_path: Path, uri: str, sft: Path, reward: Path) -> None:
     name = params.register_.policy_model
     c = R.connect(uri)
 
-    with pytest.raises(EncoreError, match="inconsistent decision"):  # the DAG's promote must agree with gate.json
+    with pytest.raises(
+        EncoreError, match="inconsistent decision"
+    ):  # the DAG's promote must agree with gate.json
         run(params, sft, reward, _gate(tmp_path / "e0", "hold"), tmp_path, promote=True)
     assert c.search_model_versions(f"name='{name}'") == []
 
@@ -76,16 +84,26 @@ def _scenario(tmp_path: Path, uri: str, sft: Path, reward: Path) -> None:
     assert not again["registered"] and "already registered" in again["note"]
     assert len(c.search_model_versions(f"name='{name}'")) == 1
 
-    worse = run(params, _perturbed(sft, tmp_path / "worse", 1), reward, _gate(tmp_path / "e2", "hold"), tmp_path)
+    worse = run(
+        params, _perturbed(sft, tmp_path / "worse", 1), reward, _gate(tmp_path / "e2", "hold"), tmp_path
+    )
     assert worse["registered"] and not worse["promoted"]
     assert int(c.get_model_version_by_alias(name, "challenger").version) == worse["policy_version"]
     assert int(c.get_model_version_by_alias(name, "champion").version) == first["policy_version"]
 
-    better = run(params, _perturbed(sft, tmp_path / "better", 2), reward, _gate(tmp_path / "e3", "promote"), tmp_path)
+    better = run(
+        params, _perturbed(sft, tmp_path / "better", 2), reward, _gate(tmp_path / "e3", "promote"), tmp_path
+    )
     assert better["promoted"]
     champion = c.get_model_version_by_alias(name, "champion")
     assert int(champion.version) == better["policy_version"]
-    for tag in ("encore.git_commit", "encore.dvc_data_hash", "encore.params_hash", "encore.pipeline_run_id", R.FINGERPRINT_TAG):
+    for tag in (
+        "encore.git_commit",
+        "encore.dvc_data_hash",
+        "encore.params_hash",
+        "encore.pipeline_run_id",
+        R.FINGERPRINT_TAG,
+    ):
         assert champion.tags.get(tag), tag
     # the registered policy loads and serves slates through MLflow
     import mlflow.pyfunc
@@ -95,7 +113,9 @@ def _scenario(tmp_path: Path, uri: str, sft: Path, reward: Path) -> None:
     vocab_features = json.loads((sft / "item_vocab.json").read_text())["features"]
     out = served.predict(pd.DataFrame({**{f: [2.0] for f in vocab_features}, "history": [[0, 1, 2]]}))
     assert len(out) == 1 and len(set(out[0])) == params.sft_policy.slate_size
-    _loads_without_encore(uri, f"models:/{name}@champion", vocab_features, params.sft_policy.slate_size, tmp_path)
+    _loads_without_encore(
+        uri, f"models:/{name}@champion", vocab_features, params.sft_policy.slate_size, tmp_path
+    )
 
 
 LOAD_ELSEWHERE = """
@@ -121,8 +141,14 @@ def _loads_without_encore(uri: str, model_uri: str, features: list[str], k: int,
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     env = {k_: v for k_, v in os.environ.items() if k_ not in ("PYTHONPATH",)} | {"MLFLOW_TRACKING_URI": uri}
-    proc = subprocess.run([sys.executable, "-c", LOAD_ELSEWHERE, model_uri, json.dumps(features)], cwd=elsewhere,
-                          env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", LOAD_ELSEWHERE, model_uri, json.dumps(features)],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert len(set(result["slates"][0])) == k

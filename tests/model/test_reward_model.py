@@ -8,16 +8,25 @@ import pytest
 
 from components import contract
 from components.featurestore.lookup import FeatureLookup
-from components.reward.model import RewardModel
 from components.reward.model import EXAMPLE_FILE as EXAMPLE
-from components.reward_model.core import CURVE_CSV, run
+from components.reward.model import RewardModel
 from components.reward.tokens import DERIVED
+from components.reward_model.core import CURVE_CSV, run
 from tests.conftest import TINY_REWARD, tiny_params
 
 
 def test_training_writes_a_complete_model_and_reports_both_model_and_baseline(tiny_reward_model):
     out, metrics = tiny_reward_model
-    for name in ("config.json", "model.safetensors", "encoder.json", "tokenizer.json", "reward_model.json", CURVE_CSV, "curve.png", EXAMPLE):
+    for name in (
+        "config.json",
+        "model.safetensors",
+        "encoder.json",
+        "tokenizer.json",
+        "reward_model.json",
+        CURVE_CSV,
+        "curve.png",
+        EXAMPLE,
+    ):
         assert (out / name).exists(), name
     for prefix in ("eval", "baseline"):
         for m in ("auc_streamed", "auc_artist_return_14d", "pairwise_accuracy", "ndcg_at_10", "rmse", "ece"):
@@ -33,7 +42,9 @@ def test_saved_model_scores_like_the_trained_one_and_batches_do_not_matter(tiny_
     a = RewardModel.load(out).score_frame(example)
     b = RewardModel.load(out).score_frame(example, batch_size=3)
     np.testing.assert_allclose(a, b, rtol=1e-5)
-    single = np.concatenate([RewardModel.load(out).score_frame(example[i : i + 1]) for i in range(example.height)])
+    single = np.concatenate(
+        [RewardModel.load(out).score_frame(example[i : i + 1]) for i in range(example.height)]
+    )
     np.testing.assert_allclose(a, single, rtol=1e-5)
 
 
@@ -71,18 +82,32 @@ def test_it_learns_a_rule_it_is_taught(tmp_path, tiny_raw, tiny_features, tiny_l
     """Directional: if reward = 'the candidate is in the listener's recent history', the model
     must rank such candidates first on held-out users."""
     labels = pl.read_parquet(tiny_labels / "labels.parquet")
-    frame = pl.read_parquet(tiny_features / "train_frame.parquet", columns=["event_id", "track_id", "recent_tracks"])
-    rule = frame.select("event_id", in_hist=pl.col("recent_tracks").list.contains(pl.col("track_id")).fill_null(False))
-    taught = labels.join(rule, on="event_id").with_columns(reward=pl.col("in_hist").cast(pl.Float64) * 2.0 + 0.1).drop("in_hist")
+    frame = pl.read_parquet(
+        tiny_features / "train_frame.parquet", columns=["event_id", "track_id", "recent_tracks"]
+    )
+    rule = frame.select(
+        "event_id", in_hist=pl.col("recent_tracks").list.contains(pl.col("track_id")).fill_null(False)
+    )
+    taught = (
+        labels.join(rule, on="event_id")
+        .with_columns(reward=pl.col("in_hist").cast(pl.Float64) * 2.0 + 0.1)
+        .drop("in_hist")
+    )
     (tmp_path / "labels").mkdir()
     taught.write_parquet(tmp_path / "labels" / "labels.parquet")
-    params = tiny_params(**{k.replace(".", "__"): v for k, v in TINY_REWARD.items()}, reward_model__train__epochs=3)
-    metrics = run(params, tiny_raw, tiny_features, tmp_path / "labels", tmp_path / "model", "midterm", progress=False)
+    params = tiny_params(
+        **{k.replace(".", "__"): v for k, v in TINY_REWARD.items()}, reward_model__train__epochs=3
+    )
+    metrics = run(
+        params, tiny_raw, tiny_features, tmp_path / "labels", tmp_path / "model", "midterm", progress=False
+    )
     assert metrics["eval/pairwise_accuracy"] > 0.9, metrics
 
 
 def test_pairwise_objective_uses_bradley_terry(tmp_path, tiny_raw, tiny_features, tiny_labels):
-    params = tiny_params(**{k.replace(".", "__"): v for k, v in TINY_REWARD.items()}, reward_model__objective="pairwise")
+    params = tiny_params(
+        **{k.replace(".", "__"): v for k, v in TINY_REWARD.items()}, reward_model__objective="pairwise"
+    )
     metrics = run(params, tiny_raw, tiny_features, tiny_labels, tmp_path / "bt", "midterm", progress=False)
     model = RewardModel.load(tmp_path / "bt")
     assert model.head.kind == "bradley_terry" and not model.head.calibrated

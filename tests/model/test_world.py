@@ -40,7 +40,9 @@ def test_click_oracle_wins_clicks_but_long_term_oracle_wins_active_days(warm):
 def test_same_policy_in_two_arms_gives_identical_outcomes(warm):
     """Common random numbers: with identical policies every per-user outcome is identical."""
     world, policy = warm
-    res = run_ab(world, {"a": policy, "b": policy}, horizon_days=5, seed=3, start_day=world.params.days, progress=False)
+    res = run_ab(
+        world, {"a": policy, "b": policy}, horizon_days=5, seed=3, start_day=world.params.days, progress=False
+    )
     assert res.outcomes["a"].equals(res.outcomes["b"])
     lift = res.lift("a", "b")
     assert lift.estimate == 0 and lift.low == 0 and lift.high == 0
@@ -64,7 +66,9 @@ def test_habits_build_on_enjoyed_days_and_decay_otherwise(warm):
 def test_habits_form_under_a_good_policy(warm):
     world, _ = warm
     formed_before = (world.state.habit >= world.params.dynamics.habit_formed).sum()
-    res = run_ab(world, {"lt": LongTermOracle()}, horizon_days=14, seed=5, start_day=world.params.days, progress=False)
+    res = run_ab(
+        world, {"lt": LongTermOracle()}, horizon_days=14, seed=5, start_day=world.params.days, progress=False
+    )
     assert res.outcomes["lt"]["habits_formed"].sum() > 0.05 * formed_before
 
 

@@ -55,7 +55,9 @@ def test_check_flag_fails_on_a_stale_spec(tmp_path):
     stale.write_text((COMPILED_DIR / "encore_training.yaml").read_text().replace("encore-training", "other"))
     proc = subprocess.run(
         [sys.executable, "-m", "pipelines.compile", "--check", "--out-dir", str(tmp_path)],
-        cwd=REPO, capture_output=True, text=True,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 1 and "stale" in proc.stderr
 
@@ -79,7 +81,11 @@ def test_kfp_tasks_follow_the_dvc_dependencies():
         if stage not in tasks:
             continue
         upstream = {
-            s for s, paths in outs.items() for d in spec.get("deps", []) for o in paths if d == o or d.startswith(o + "/")
+            s
+            for s, paths in outs.items()
+            for d in spec.get("deps", [])
+            for o in paths
+            if d == o or d.startswith(o + "/")
         }
         after = set(tasks[stage].get("dependentTasks", []))
         assert upstream <= after, f"{stage}: DVC upstream {upstream}, KFP upstream {after}"
@@ -117,9 +123,21 @@ def test_editing_rlhf_params_keeps_every_upstream_task_cached():
     tasks = _kfp_tasks()
     readers = {name for name, task in tasks.items() if "rlhf_policy" in _sections_read(task)}
     assert readers == {"rlhf_policy", "rlhf_policy_click", "register"}
-    downstream_of_rl = {name for name, task in tasks.items() if {"rlhf_policy", "rlhf_policy_click"} & set(task["dependentTasks"])}
+    downstream_of_rl = {
+        name
+        for name, task in tasks.items()
+        if {"rlhf_policy", "rlhf_policy_click"} & set(task["dependentTasks"])
+    }
     assert readers - {"rlhf_policy", "rlhf_policy_click"} <= downstream_of_rl
-    upstream = {"simulate", "validate", "features", "label", "reward_model", "reward_model_click", "sft_policy"}
+    upstream = {
+        "simulate",
+        "validate",
+        "features",
+        "label",
+        "reward_model",
+        "reward_model_click",
+        "sft_policy",
+    }
     assert upstream <= set(tasks) and not upstream & readers
 
 
@@ -129,5 +147,7 @@ def test_one_register_task_consumes_the_gate_as_a_typed_input():
     promote = tasks["register"]["inputs"]["parameters"]["promote"]["taskOutputParameter"]
     assert promote["outputParameterKey"] == "promote"
     spec = _spec()
-    evaluate = spec["components"][spec["root"]["dag"]["tasks"][promote["producerTask"]]["componentRef"]["name"]]
+    evaluate = spec["components"][
+        spec["root"]["dag"]["tasks"][promote["producerTask"]]["componentRef"]["name"]
+    ]
     assert evaluate["outputDefinitions"]["parameters"]["promote"]["parameterType"] == "BOOLEAN"

@@ -48,7 +48,9 @@ def test_code_deps_are_what_the_command_imports(stage):
     graph = ImportGraph.build(REPO)
     problems = coverage_problems(graph, module, _listed(spec))
     expected = "\n".join(f"      - {d}" for d in code_deps(graph, f"{module}.__main__"))
-    assert not problems, f"dvc.yaml stage '{stage}':\n  " + "\n  ".join(problems) + f"\nExact list:\n{expected}"
+    assert not problems, (
+        f"dvc.yaml stage '{stage}':\n  " + "\n  ".join(problems) + f"\nExact list:\n{expected}"
+    )
 
 
 @pytest.mark.parametrize("stage", sorted(_stages()))
@@ -56,7 +58,9 @@ def test_params_are_the_sections_the_stage_declares(stage):
     spec = _stages()[stage]
     declared = importlib.import_module(_module(spec["cmd"])).SECTIONS
     assert sorted(spec.get("params", [])) == sorted(declared), (
-        f"dvc.yaml stage '{stage}' params {spec.get('params')} != SECTIONS {list(declared)} of {_module(spec['cmd'])}")
+        f"dvc.yaml stage '{stage}' params {spec.get('params')} != SECTIONS {list(declared)} of "
+        f"{_module(spec['cmd'])}"
+    )
 
 
 def test_the_coverage_check_catches_drift():
@@ -66,4 +70,6 @@ def test_the_coverage_check_catches_drift():
     missing = [d for d in listed if d != "components/world"]
     assert "not listed: components/world/ab.py" in coverage_problems(graph, "components.evaluate", missing)
     extra = [*listed, "components/validate"]
-    assert coverage_problems(graph, "components.evaluate", extra) == ["listed but never imported: components/validate"]
+    assert coverage_problems(graph, "components.evaluate", extra) == [
+        "listed but never imported: components/validate"
+    ]

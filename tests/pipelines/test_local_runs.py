@@ -45,7 +45,9 @@ def test_kfp_local_run_covers_the_dag(tmp_path, monkeypatch):
     # lineage: the registered policy names the KFP run that made it
     from mlflow import MlflowClient
 
-    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db", registry_uri=f"sqlite:///{tmp_path}/mlflow.db")
+    client = MlflowClient(
+        tracking_uri=f"sqlite:///{tmp_path}/mlflow.db", registry_uri=f"sqlite:///{tmp_path}/mlflow.db"
+    )
     version = client.get_model_version_by_alias("encore-policy", "challenger")
     assert version.tags["encore.pipeline_run_id"] not in ("", "dvc-local")
 
@@ -55,7 +57,10 @@ def _workspace(tmp_path: Path) -> Path:
     ws = tmp_path / "ws"
     listed = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=REPO, capture_output=True, text=True, check=True,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split("\0")
     for rel in filter(None, listed):
         src = REPO / rel
@@ -67,17 +72,36 @@ def _workspace(tmp_path: Path) -> Path:
 
 
 def _dvc(ws: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1"}
-    return subprocess.run([sys.executable, "-m", "dvc", *args], cwd=ws, env=env, capture_output=True, text=True)
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        "DVC_NO_ANALYTICS": "1",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "dvc", *args], cwd=ws, env=env, capture_output=True, text=True
+    )
 
 
 def test_dvc_repro_runs_the_dag_then_is_a_no_op(tmp_path):
     ws = _workspace(tmp_path)
-    subprocess.run(["git", "init", "-q"], cwd=ws, check=True)  # a user's clone is a git repo; .dvc/ came with it
+    subprocess.run(
+        ["git", "init", "-q"], cwd=ws, check=True
+    )  # a user's clone is a git repo; .dvc/ came with it
     first = _dvc(ws, "repro")
     assert first.returncode == 0, first.stdout + first.stderr
-    for stage in ("simulate", "validate", "features", "label", "reward_model", "reward_model_click",
-                  "sft_policy", "rlhf_policy", "rlhf_policy_click", "evaluate", "register"):
+    for stage in (
+        "simulate",
+        "validate",
+        "features",
+        "label",
+        "reward_model",
+        "reward_model_click",
+        "sft_policy",
+        "rlhf_policy",
+        "rlhf_policy_click",
+        "evaluate",
+        "register",
+    ):
         assert f"Running stage '{stage}'" in first.stdout, stage
     assert (ws / "reports" / "validation.html").exists()
     assert (ws / "data" / "features" / "train_frame.parquet").exists()
@@ -108,9 +132,22 @@ def test_dvc_repro_runs_the_dag_then_is_a_no_op(tmp_path):
 
     # real logs have no truth: the same evaluation reports estimates and ranking only, and says so
     no_truth = subprocess.run(
-        [sys.executable, "-m", "components.evaluate", "--world-dir", str(ws / "no_world"),
-         "--report-dir", str(ws / "reports" / "no_truth"), "--metrics", str(ws / "metrics" / "no_truth.json"), "--no-progress"],
-        cwd=ws, capture_output=True, text=True, env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{ws}/mlflow.db"},
+        [
+            sys.executable,
+            "-m",
+            "components.evaluate",
+            "--world-dir",
+            str(ws / "no_world"),
+            "--report-dir",
+            str(ws / "reports" / "no_truth"),
+            "--metrics",
+            str(ws / "metrics" / "no_truth.json"),
+            "--no-progress",
+        ],
+        cwd=ws,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{ws}/mlflow.db"},
     )
     assert no_truth.returncode == 0, no_truth.stdout + no_truth.stderr
     summary = (ws / "reports" / "no_truth" / "summary.md").read_text()

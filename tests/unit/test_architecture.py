@@ -24,7 +24,9 @@ TRUTH_READERS = {
     "components.evaluate.core": "orchestrates evaluation, the truth part included",
     "components.evaluate.__main__": "the CLI of evaluation",
 }
-WATCH_USERS = {"components.rlhf_policy.core": "logs the true value of RL's slates beside the proxy (metrics only)"}
+WATCH_USERS = {
+    "components.rlhf_policy.core": "logs the true value of RL's slates beside the proxy (metrics only)"
+}
 
 
 def stages(g: ImportGraph) -> set[str]:
@@ -60,15 +62,26 @@ def truth_violations(g: ImportGraph) -> dict[str, set[str]]:
         if WATCH in g.explicit[m] and m not in WATCH_USERS:
             out.setdefault(m, set()).add("imports the truth watch")
         reached = g.reach(m, stop=frozenset({WATCH}))
-        if m not in TRUTH_READERS and any(r == WORLD or (r.startswith(WORLD + ".") and r != WATCH) for r in reached):
+        if m not in TRUTH_READERS and any(
+            r == WORLD or (r.startswith(WORLD + ".") and r != WATCH) for r in reached
+        ):
             out.setdefault(m, set()).add("reaches components.world")
     return out
 
 
 def test_the_graph_covers_the_code():
     g = ImportGraph.build(REPO)
-    assert {"raw_logs", "validate", "features", "label", "reward_model", "sft_policy", "rlhf_policy", "evaluate",
-            "register"} <= stages(g)
+    assert {
+        "raw_logs",
+        "validate",
+        "features",
+        "label",
+        "reward_model",
+        "sft_policy",
+        "rlhf_policy",
+        "evaluate",
+        "register",
+    } <= stages(g)
     assert len(g.reach("components.evaluate.__main__")) > 30
 
 
@@ -96,21 +109,25 @@ def _plant(root: Path, files: dict[str, str]) -> ImportGraph:
 
 
 def test_the_checks_catch_planted_violations(tmp_path):
-    g = _plant(tmp_path, {
-        "components/__init__.py": "",
-        "components/world/__init__.py": "",
-        "components/world/truth.py": "",
-        "components/world/watch.py": "from components.world.truth import *\n",
-        "components/lib.py": "def f():\n    from components.beta.core import x\n",  # a library importing a stage
-        "components/alpha/__init__.py": "",
-        "components/alpha/__main__.py": "from components.lib import f\n",  # reaches beta through lib
-        "components/alpha/core.py": "from components.world import watch\n",  # not allowed to use the watch
-        "components/beta/__init__.py": "",
-        "components/beta/__main__.py": "",
-        "components/beta/core.py": "from components.gamma import g\n",
-        "components/gamma.py": "from components.beta.core import x\n",  # a cycle
-        "components/leaky.py": "import components.world.truth\n",  # reads the truth
-    })
+    g = _plant(
+        tmp_path,
+        {
+            "components/__init__.py": "",
+            "components/world/__init__.py": "",
+            "components/world/truth.py": "",
+            "components/world/watch.py": "from components.world.truth import *\n",
+            # a library importing a stage
+            "components/lib.py": "def f():\n    from components.beta.core import x\n",
+            "components/alpha/__init__.py": "",
+            "components/alpha/__main__.py": "from components.lib import f\n",  # reaches beta through lib
+            "components/alpha/core.py": "from components.world import watch\n",  # may not use the watch
+            "components/beta/__init__.py": "",
+            "components/beta/__main__.py": "",
+            "components/beta/core.py": "from components.gamma import g\n",
+            "components/gamma.py": "from components.beta.core import x\n",  # a cycle
+            "components/leaky.py": "import components.world.truth\n",  # reads the truth
+        },
+    )
     assert "components.alpha.__main__" in stage_violations(g)
     assert "components.lib" in stage_violations(g)
     assert g.cycle() is not None
@@ -119,9 +136,13 @@ def test_the_checks_catch_planted_violations(tmp_path):
 
 
 def test_type_checking_imports_are_not_edges(tmp_path):
-    g = _plant(tmp_path, {
-        "components/__init__.py": "",
-        "components/a.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from components.b import B\n",
-        "components/b.py": "from components.a import x\n",
-    })
+    g = _plant(
+        tmp_path,
+        {
+            "components/__init__.py": "",
+            "components/a.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from components.b "
+            "import B\n",
+            "components/b.py": "from components.a import x\n",
+        },
+    )
     assert "components.b" not in g.explicit["components.a"] and g.cycle() is None

@@ -66,7 +66,7 @@ def test_missing_file_and_bad_yaml(tmp_path):
 
 
 def test_every_key_has_a_description():
-    from components.params import SECTIONS, _fields, _FIELD_OF, Params
+    from components.params import _FIELD_OF, SECTIONS, Params, _fields
 
     rows = [row for s in SECTIONS for row in _fields(Params.model_fields[_FIELD_OF[s]].annotation, f"{s}.")]
     assert len(rows) > 100
@@ -76,15 +76,22 @@ def test_every_key_has_a_description():
 def test_docs_params_md_is_generated_from_the_code():
     from components.params import markdown
 
-    assert (REPO / "docs" / "params.md").read_text() == markdown(), "run: python -m components.params > docs/params.md"
+    assert (REPO / "docs" / "params.md").read_text() == markdown(), (
+        "run: python -m components.params > docs/params.md"
+    )
 
 
 def test_a_stage_help_lists_the_parameters_it_reads():
     import subprocess
     import sys
 
-    out = subprocess.run([sys.executable, "-m", "components.features", "--help"], cwd=REPO, capture_output=True,
-                         text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "components.features", "--help"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert "features.short_window_days (int) - the short rolling window" in out
     assert "--set" in out and "simulate.seed" not in out  # only the sections it reads
 
@@ -96,7 +103,10 @@ def test_set_overrides_parse_yaml_values_and_reject_malformed_ones():
     from components.cli import overrides
 
     assert overrides(["rlhf_policy.max_steps=50", "source.kind=logs", "ab.confidence=0.9"]) == {
-        "rlhf_policy.max_steps": 50, "source.kind": "logs", "ab.confidence": 0.9}
+        "rlhf_policy.max_steps": 50,
+        "source.kind": "logs",
+        "ab.confidence": 0.9,
+    }
     p = load_params(REPO / "params.yaml", overrides(["rlhf_policy.max_steps=50"]))
     assert p.rlhf_policy.max_steps == 50
     with pytest.raises(ParamsError, match="SECTION.KEY=VALUE"):
@@ -116,13 +126,17 @@ def test_a_task_validates_just_the_sections_it_receives():
     from components.params import restrict
 
     raw = _raw()
-    got = params_from_dict({"tracking": raw["tracking"], "label": raw["label"]}, only=["label"], stage="label")
+    got = params_from_dict(
+        {"tracking": raw["tracking"], "label": raw["label"]}, only=["label"], stage="label"
+    )
     full = load_params(REPO / "params.yaml")
     assert got.section_hash("label") == restrict(full, ["label"], "label").section_hash("label")
     with pytest.raises(ParamsError, match="missing section"):
         params_from_dict({"tracking": raw["tracking"]}, only=["label"], stage="label")
     raw["label"]["atribution"] = raw["label"].pop("attribution")
-    with pytest.raises(ParamsError, match="label.atribution: unknown key \\(did you mean 'attribution'\\?\\)"):
+    with pytest.raises(
+        ParamsError, match="label.atribution: unknown key \\(did you mean 'attribution'\\?\\)"
+    ):
         params_from_dict({"tracking": raw["tracking"], "label": raw["label"]}, only=["label"], stage="label")
 
 
@@ -134,8 +148,21 @@ def test_set_on_the_command_line_changes_what_the_stage_does(tmp_path, tiny_raw)
     from tests.pipelines.helpers import write_tiny_params
 
     params = write_tiny_params(tmp_path / "params.yaml")
-    base = [sys.executable, "-m", "components.validate", "--params", str(params), "--raw-dir", str(tiny_raw),
-            "--report", str(tmp_path / "v.html"), "--metrics", str(tmp_path / "v.json")]
+    base = [
+        sys.executable,
+        "-m",
+        "components.validate",
+        "--params",
+        str(params),
+        "--raw-dir",
+        str(tiny_raw),
+        "--report",
+        str(tmp_path / "v.html"),
+        "--metrics",
+        str(tmp_path / "v.json"),
+    ]
     assert subprocess.run(base, cwd=REPO, capture_output=True, text=True).returncode == 0
-    refused = subprocess.run([*base, "--set", "validate.max_slate_size=5"], cwd=REPO, capture_output=True, text=True)
+    refused = subprocess.run(
+        [*base, "--set", "validate.max_slate_size=5"], cwd=REPO, capture_output=True, text=True
+    )
     assert refused.returncode == 2 and "position" in refused.stderr
