@@ -71,11 +71,24 @@ def _workspace(tmp_path: Path) -> Path:
     return ws
 
 
+GIT_IDENTITY = {
+    "GIT_AUTHOR_NAME": "encore-test",
+    "GIT_AUTHOR_EMAIL": "test@encore.invalid",
+    "GIT_COMMITTER_NAME": "encore-test",
+    "GIT_COMMITTER_EMAIL": "test@encore.invalid",
+}
+
+
+def _git(ws: Path, *args: str) -> None:
+    subprocess.run(["git", *args], cwd=ws, check=True, env={**os.environ, **GIT_IDENTITY})
+
+
 def _dvc(ws: Path, *args: str) -> subprocess.CompletedProcess:
     env = {
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
         "DVC_NO_ANALYTICS": "1",
+        **GIT_IDENTITY,
     }
     return subprocess.run(
         [sys.executable, "-m", "dvc", *args], cwd=ws, env=env, capture_output=True, text=True
@@ -122,11 +135,13 @@ def test_dvc_repro_runs_the_dag_then_is_a_no_op(tmp_path):
     assert "features:" not in status.stdout and "label:" not in status.stdout, status.stdout
     ab.write_text(ab.read_text().removesuffix("# a one-line change\n"))
 
-    # a parameter of the validate section re-runs only validate
-    params = (ws / "params.yaml").read_text().replace("max_slate_size: 50", "max_slate_size: 40")
-    (ws / "params.yaml").write_text(params)
-    third = _dvc(ws, "repro")
+    # a parameter of the validate section re-runs only validate: as the README shows, a DVC experiment
+    _git(ws, "add", "-A")
+    _git(ws, "commit", "-qm", "tiny run")
+    third = _dvc(ws, "exp", "run", "-S", "validate.max_slate_size=40")
+    assert third.returncode == 0, third.stdout + third.stderr
     assert "Running stage 'validate'" in third.stdout and "Running stage 'simulate'" not in third.stdout
+    assert "max_slate_size: 40" in (ws / "params.yaml").read_text()  # the experiment is in the workspace
     # validate's metrics are counts only, so downstream stages see an unchanged dependency
     assert "Running stage 'features'" not in third.stdout
 
