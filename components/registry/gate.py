@@ -59,7 +59,7 @@ def decide(
             "limit": floor,
             "ok": low > floor,
             "why": f"DR lift over the {baseline}: {est:.4f} [{low:.4f}, {high:.4f}] per slot, lower bound "
-            "must exceed {floor}",
+            f"must exceed {floor}",
         },
         "skip_rate": {
             "value": skip_rate,

@@ -29,6 +29,7 @@ def test_gate_passes_only_with_a_positive_lower_bound_and_all_guardrails():
     assert good.promote and good.gate == "promote" and all(r.startswith("PASS") for r in good.reasons)
     straddles = decide(rp, (0.05, -0.01, 0.11), "champion", 0.2, 0.4, 1.0)
     assert not straddles.promote and any("FAIL DR lift" in r for r in straddles.reasons)
+    assert f"lower bound must exceed {rp.min_lift_lower_bound}" in straddles.reasons[0]
     for kwargs, failing in (
         ({"skip_rate": 0.9}, "skip rate"),
         ({"genre_diversity": 0.01}, "genre diversity"),
