@@ -168,7 +168,8 @@ def _plan(logged, estimates: dict, power: float, days: int) -> dict:
         return {}
     dr = {name: {e.estimator: e for e in es}["dr"] for name, es in estimates.items()}
     lift = dr["rlhf_midterm"].value - dr["logging"].value
-    per_user = logged.frame.group_by("user_id").agg(pl.col("reward").mean())["reward"]
+    # sorted: group_by order varies between runs, and float sums depend on order
+    per_user = logged.frame.group_by("user_id").agg(pl.col("reward").mean()).sort("user_id")["reward"]
     sd = float(per_user.std()) if per_user.len() > 1 else float("nan")
     users = ope.users_needed(lift, sd, power)
     return {

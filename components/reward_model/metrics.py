@@ -54,6 +54,7 @@ def slate_ndcg(frame: pl.DataFrame, gain: np.ndarray, score: np.ndarray, k: int 
             ).sum(),
         )
         .filter(pl.col("idcg") > 0)
+        .sort("session_id")  # group_by order varies between runs, and float sums depend on order
     )
     return float((per["dcg"] / per["idcg"]).mean()) if per.height else float("nan")
 
