@@ -205,8 +205,10 @@ def _impressions(ev, world: World, start_day: int) -> pl.DataFrame:
             "streamed": ev.imp_streamed,
             "skipped": ev.imp_skipped,
             "saved": ev.imp_saved,
+            "ms_played": ev.imp_ms,
+            "propensity": ev.imp_propensity,
         }
-    ).with_columns(slate_size=pl.lit(k))
+    ).with_columns(slate_size=pl.lit(k), policy_id=pl.lit(ev.policy_id, pl.Int64))
 
 
 def _plays(ev, world: World, start_day: int) -> pl.DataFrame:
@@ -216,6 +218,8 @@ def _plays(ev, world: World, start_day: int) -> pl.DataFrame:
             "seconds": ev.play_ts - start_day * 86_400,
             "track_id": ev.play_track,
             "artist_id": world.catalogue.track_artist[ev.play_track],
+            "ms_played": ev.play_ms,
+            "source": ev.play_source,
         }
     )
 

@@ -37,7 +37,15 @@ class LoggingPolicy:
     ``(1-eps) * p(t) / (1 - sum of p over pool tracks already chosen) + eps / (T - j)``.
     """
 
-    def __init__(self, params: LoggingPolicyParams, cat: Catalogue, pop: Population, seed: int):
+    def __init__(
+        self,
+        params: LoggingPolicyParams,
+        cat: Catalogue,
+        pop: Population,
+        seed: int,
+        track_score: np.ndarray | None = None,
+    ):
+        """``track_score`` (T,): an extra per-track term in the ranking score (a variant's own model)."""
         self.params = params
         self.policy_id = params.policy_id
         self.seed = seed
@@ -46,9 +54,11 @@ class LoggingPolicy:
         noise = rng.normal(size=pop.taste.shape) * params.taste_noise / np.sqrt(pop.taste.shape[1])
         est = pop.taste + noise
         est = (est / np.linalg.norm(est, axis=1, keepdims=True)).astype(np.float32)
-        self.pool, self.pool_logits = self._retrieve(est, cat)
+        self.pool, self.pool_logits = self._retrieve(est, cat, track_score)
 
-    def _retrieve(self, taste_est: np.ndarray, cat: Catalogue) -> tuple[np.ndarray, np.ndarray]:
+    def _retrieve(
+        self, taste_est: np.ndarray, cat: Catalogue, track_score: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
         p, C = self.params, self.params.pool_size
         U = len(taste_est)
         pool = np.empty((U, C), np.int64)
@@ -56,49 +66,24 @@ class LoggingPolicy:
         for lo in range(0, U, 4096):
             score = p.affinity_weight * (taste_est[lo : lo + 4096] @ cat.track_vec.T)
             score += p.popularity_weight * cat.log_popularity[None, :]
+            if track_score is not None:
+                score += track_score[None, :]
             top = np.argpartition(-score, C - 1, axis=1)[:, :C]
             pool[lo : lo + 4096] = top
             logits[lo : lo + 4096] = np.take_along_axis(score, top, axis=1) / p.temperature
         return pool, logits
 
     def recommend(self, contexts: Contexts) -> Slates:
-        rows, k = contexts.user_ids, contexts.slate_size
-        n, eps, T = len(rows), self.params.exploration, self.n_tracks
+        rows = contexts.user_ids
         rng = stream(self.seed, contexts.day, "logging_policy")
-        pool, logits = self.pool[rows], self.pool_logits[rows]
-        z = np.exp(logits - logits.max(axis=1, keepdims=True))
-        probs = z / z.sum(axis=1, keepdims=True, dtype=np.float64)  # (n, C) softmax over the pool
-        # Gumbel-top-k on the pool = Plackett-Luce sampling without replacement; reading
-        # the perturbed order while skipping already-chosen tracks stays exact.
-        gumbel = -np.log(-np.log(rng.random(logits.shape, dtype=np.float32) + 1e-12) + 1e-12)
-        order = np.argsort(-(logits + gumbel), axis=1)
-        explore = rng.random((n, k)) < eps
-        tracks = np.full((n, k), -1, np.int64)
-        prop = np.empty((n, k), np.float64)
-        used_mass = np.zeros(n)
-        ptr = np.zeros(n, np.int64)
-        all_rows = np.arange(n)
-        for j in range(k):
-            e = explore[:, j]
-            pick = np.full(n, -1, np.int64)
-            p_pool = np.zeros(n)
-            er = all_rows[e]
-            pick[er] = _uniform_unchosen(rng, tracks[er, :j], T)
-            p_pool[er] = _pool_prob(pool[er], probs[er], pick[er])
-            # pool branch: advance each row's pointer past tracks already in the slate
-            pr = all_rows[~e]
-            while len(pr):
-                slot = order[pr, ptr[pr]]
-                cand = pool[pr, slot]
-                clash = (tracks[pr, :j] == cand[:, None]).any(axis=1)
-                ok = pr[~clash]
-                pick[ok], p_pool[ok] = cand[~clash], probs[ok, slot[~clash]]
-                ptr[pr] += 1
-                pr = pr[clash]
-            prop[:, j] = (1 - eps) * p_pool / np.maximum(1.0 - used_mass, 1e-12) + eps / (T - j)
-            used_mass += p_pool
-            tracks[:, j] = pick
-        return Slates(tracks=tracks, propensities=prop)
+        return sample_slates(
+            self.pool[rows],
+            self.pool_logits[rows],
+            rng,
+            contexts.slate_size,
+            self.params.exploration,
+            self.n_tracks,
+        )
 
     def slot_probabilities(self, user: int, prefix: np.ndarray) -> np.ndarray:
         """(T,) probability of each track in the next slot, given the tracks already in the slate."""
@@ -111,6 +96,52 @@ class LoggingPolicy:
         q = (1 - eps) * p_pool / max(remaining, 1e-12) + eps / (T - len(chosen))
         q[chosen] = 0.0
         return q
+
+
+def sample_slates(
+    pool: np.ndarray, logits: np.ndarray, rng: np.random.Generator, k: int, eps: float, n_tracks: int
+) -> Slates:
+    """Sample a slate per row from a candidate pool, with exact per-slot propensities.
+
+    Slot ``j``: with probability ``eps`` a uniformly random track not yet in the slate, else a
+    Plackett-Luce draw from the remaining pool (softmax of ``logits``; ``-inf`` marks padding).
+    The propensity is the exact probability of the chosen track in its slot given the slots
+    before it: ``(1-eps) * p(t) / (1 - sum of p over pool tracks already chosen) + eps / (T - j)``.
+    """
+    n, T = len(pool), n_tracks
+    z = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probs = z / z.sum(axis=1, keepdims=True, dtype=np.float64)  # (n, C) softmax over the pool
+    # Gumbel-top-k on the pool = Plackett-Luce sampling without replacement; reading
+    # the perturbed order while skipping already-chosen tracks stays exact.
+    gumbel = -np.log(-np.log(rng.random(logits.shape, dtype=np.float32) + 1e-12) + 1e-12)
+    order = np.argsort(-(logits + gumbel), axis=1)
+    explore = rng.random((n, k)) < eps
+    tracks = np.full((n, k), -1, np.int64)
+    prop = np.empty((n, k), np.float64)
+    used_mass = np.zeros(n)
+    ptr = np.zeros(n, np.int64)
+    all_rows = np.arange(n)
+    for j in range(k):
+        e = explore[:, j]
+        pick = np.full(n, -1, np.int64)
+        p_pool = np.zeros(n)
+        er = all_rows[e]
+        pick[er] = _uniform_unchosen(rng, tracks[er, :j], T)
+        p_pool[er] = _pool_prob(pool[er], probs[er], pick[er])
+        # pool branch: advance each row's pointer past tracks already in the slate
+        pr = all_rows[~e]
+        while len(pr):
+            slot = order[pr, ptr[pr]]
+            cand = pool[pr, slot]
+            clash = (tracks[pr, :j] == cand[:, None]).any(axis=1)
+            ok = pr[~clash]
+            pick[ok], p_pool[ok] = cand[~clash], probs[ok, slot[~clash]]
+            ptr[pr] += 1
+            pr = pr[clash]
+        prop[:, j] = (1 - eps) * p_pool / np.maximum(1.0 - used_mass, 1e-12) + eps / (T - j)
+        used_mass += p_pool
+        tracks[:, j] = pick
+    return Slates(tracks=tracks, propensities=prop)
 
 
 def _uniform_unchosen(rng: np.random.Generator, chosen: np.ndarray, n_tracks: int) -> np.ndarray:

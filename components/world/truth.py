@@ -43,6 +43,14 @@ def has_truth(path: Path) -> bool:
     return (Path(path) / WORLD_JSON).exists()
 
 
+def simulate_params(path: Path) -> SimulateParams:
+    """The ``simulate`` parameters the world in ``path`` was made with (to replay it)."""
+    path = Path(path)
+    if not has_truth(path):
+        raise NoGroundTruth(f"{path}: no ground truth here (the logs were ingested, not simulated).")
+    return SimulateParams.model_validate(json.loads((path / WORLD_JSON).read_text())["simulate"])
+
+
 def load_world(path: Path) -> tuple[World, int]:
     """The world as it stood at the end of the log, and the day index to continue from."""
     path = Path(path)
