@@ -118,7 +118,25 @@ TRACKS = Table(
     ),
 )
 
+EXPERIMENTS = Table(
+    name="experiments",
+    doc="Optional: one row per arm of a past A/B test whose impressions are in the logs (the "
+    "experiment library). The arm's impressions carry its policy_id; each listener is in one arm.",
+    unique_key=("experiment_id", "policy_id"),
+    columns=(
+        Column("experiment_id", pa.int64(), "the A/B test"),
+        Column("policy_id", pa.int64(), "the arm: impressions served by it carry this policy_id"),
+        Column("name", pa.string(), "a readable name of the arm"),
+        Column("control_policy_id", pa.int64(), "the experiment's control arm (one of its rows)"),
+        Column("start", UTC_TS, "first instant of the experiment (UTC)"),
+        Column(
+            "end", UTC_TS, "end of the experiment, exclusive (UTC): outcomes are measured over [start, end)"
+        ),
+    ),
+)
+
 TABLES: dict[str, Table] = {t.name: t for t in (IMPRESSIONS, PLAYS, USERS, TRACKS)}
+OPTIONAL_TABLES: dict[str, Table] = {EXPERIMENTS.name: EXPERIMENTS}
 MANIFEST = "manifest.json"
 
 
@@ -167,7 +185,7 @@ def conform(table: Table, data: pa.Table, where: Path) -> pa.Table:
 
 def read(raw_dir: Path, name: str, columns: list[str] | None = None) -> pa.Table:
     """Read one contract table from a raw-log folder laid out by simulate/ingest."""
-    table = TABLES[name]
+    table = TABLES.get(name) or OPTIONAL_TABLES[name]
     path = table.file(raw_dir)
     if not path.exists():
         raise ContractError(f"{path}: table '{name}' not found in {raw_dir}.")

@@ -74,6 +74,12 @@ def ingest(
             counts[name] = rows
             if name in ("impressions", "plays") and lo is not None:
                 window += [lo, hi]
+        for (
+            name,
+            table,
+        ) in contract.OPTIONAL_TABLES.items():  # e.g. the past experiments, if the user has them
+            if (logs_dir / f"{name}.parquet").exists() or (logs_dir / name).exists():
+                counts[name] = _copy_table(table, _source(logs_dir, name), table.file(raw_tmp))[0]
         if not window:
             raise ContractError(f"{logs_dir}: impressions and plays are both empty; nothing to ingest.")
         start, end = _window(logs_dir, min(window), max(window))

@@ -13,29 +13,27 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
-from tqdm.auto import tqdm
 
 from components import contract
 from components.io import atomic_dir, write_json
 from components.params import Params
-from components.world import LoggingPolicy, World, save_world
+from components.world import save_world
 from components.world.logs import RawLogWriter, day_start, tracks_table, users_table
+from components.world.replay import logging_world, run_days
 
 
 def simulate(params: Params, raw_dir: Path, world_dir: Path, progress: bool = True) -> dict[str, float]:
     """Simulate ``warmup_days`` unlogged then ``days`` logged days; return summary metrics."""
     P = params.simulate
     started = time.perf_counter()
-    world = World.create(P)
-    policy = LoggingPolicy(P.logging_policy, world.catalogue, world.population, P.seed)
+    world, policy = logging_world(P)
     totals = {"streamed": 0, "skipped": 0, "saved": 0, "active": 0}
     with atomic_dir(raw_dir) as raw_tmp, atomic_dir(world_dir) as world_tmp:
-        for day in tqdm(range(-P.warmup_days, 0), desc="warm-up", unit="day", disable=not progress):
-            world.step(day, policy)
+        for _ in run_days(world, policy, -P.warmup_days, 0, "warm-up", progress):
+            pass
         writer = RawLogWriter(raw_tmp, P.start_date, world.catalogue)
         try:
-            for day in tqdm(range(P.days), desc="simulate", unit="day", disable=not progress):
-                ev = world.step(day, policy)
+            for ev in run_days(world, policy, 0, P.days, "simulate", progress):
                 writer.write_day(ev)
                 totals["streamed"] += int(ev.imp_streamed.sum())
                 totals["skipped"] += int(ev.imp_skipped.sum())
