@@ -1,8 +1,10 @@
-"""Stage ``label``: mid-term reward labels per recommended impression.
+"""Stage ``label``: every short-term signal and mid-term label per recommended impression.
 
 Reads the raw logs, computes the labels (:mod:`components.reward.labels`), fits the
-surrogate index on older cohorts, adds the composite reward and writes
-``labels.parquet`` (+ the fitted surrogate, so other logs can be labelled the same way).
+surrogate index on older cohorts and applies it, and writes ``labels.parquet`` (+ the fitted
+surrogate, so other logs — the experiment library, a simulated A/B arm — are labelled the
+same way). The composite reward is applied downstream with the weights the signals stage
+learns (:mod:`components.reward.composite`).
 """
 
 from __future__ import annotations
@@ -16,13 +18,15 @@ from components import contract
 from components.io import atomic_dir
 from components.logs import window
 from components.params import Params
+from components.reward.candidates import CANDIDATES
 from components.reward.labels import (
     IMPRESSION_COLUMNS,
     LABELS_FILE,
     PLAY_COLUMNS,
     SURROGATE_FILE,
-    composite_reward,
-    compute_labels,
+    TRACK_COLUMNS,
+    label_logs,
+    with_surrogate,
 )
 from components.reward.surrogate import fit_surrogate
 
@@ -33,9 +37,10 @@ def run(params: Params, raw_dir: Path, out_dir: Path) -> dict[str, float]:
     window_start, n_days = window(raw_dir)
     imp = pl.from_arrow(contract.read(raw_dir, "impressions", IMPRESSION_COLUMNS))
     plays = pl.from_arrow(contract.read(raw_dir, "plays", PLAY_COLUMNS))
-    frame = compute_labels(imp, plays, window_start, n_days, lp)
-    frame, surrogate_metrics, surrogate = fit_surrogate(frame, lp, n_days)
-    frame = composite_reward(frame, lp)
+    tracks = pl.from_arrow(contract.read(raw_dir, "tracks", TRACK_COLUMNS))
+    frame = label_logs(imp, plays, tracks, window_start, n_days, lp)
+    surrogate, surrogate_metrics = fit_surrogate(frame, lp, n_days)
+    frame = with_surrogate(frame, surrogate)
     with atomic_dir(out_dir) as tmp:
         frame.write_parquet(tmp / LABELS_FILE, compression="zstd")
         joblib.dump(surrogate, tmp / SURROGATE_FILE)
@@ -43,24 +48,17 @@ def run(params: Params, raw_dir: Path, out_dir: Path) -> dict[str, float]:
 
 
 def label_metrics(frame: pl.DataFrame) -> dict[str, float]:
-    """Label rates (over uncensored rows) and censored counts, for metrics/label.json."""
+    """Mean of every candidate signal (over its uncensored rows) and its censored count."""
     n = frame.height
     out: dict[str, float] = {"label/impressions": n}
-    for name in ("streamed", "skipped", "saved", "artist_return_14d", "retained_28d"):
-        col = frame[name]
-        out[f"label/{name}_rate"] = (
-            float(col.cast(pl.Float64).mean()) if col.null_count() < n else float("nan")
-        )
-    for name in ("active_days_7d", "active_days_28d", "surrogate_active_days_28d", "reward"):
-        out[f"label/{name}_mean"] = (
-            float(frame[name].mean()) if frame[name].null_count() < n else float("nan")
-        )
     for name in (
-        "active_days_7d",
-        "artist_return_14d",
         "retained_28d",
+        "active_days_28d",
         "surrogate_active_days_28d",
-        "reward",
+        *(c.column for c in CANDIDATES),
     ):
-        out[f"label/censored/{name}"] = int(frame[name].null_count())
+        col = frame[name]
+        observed = n - col.null_count()
+        out[f"label/{name}_mean"] = float(col.cast(pl.Float64).mean()) if observed else float("nan")
+        out[f"label/censored/{name}"] = int(col.null_count())
     return out

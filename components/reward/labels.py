@@ -11,10 +11,15 @@ Columns (one row per impression, keyed by ``event_id``):
   and ``active_days_28d`` (the long-horizon outcome the surrogate index predicts);
 - ``surrogate_active_days_28d``: the surrogate index (fitted on older cohorts) applied to
   every impression whose 7-day signals are in;
+- more short-term signals (:mod:`components.reward.candidates` lists them all): ``listen_fraction``,
+  ``discovery``, ``discovery_habit_14d``, ``self_plays_7d``, ``retained_7d``,
+  ``served_repeat_7d``, ``slate_artist_concentration``;
 - ``*_credit``: session-level outcomes shared among the session's impressions by
   ``label.attribution``;
-- ``reward``: the composite with ``label.composite`` weights (null when an input is censored);
 - ``day``: whole days since the log start (for time-based splits downstream).
+
+The composite reward is not a label: its weights are learned from the experiment library by
+the signals stage, and :mod:`components.reward.composite` applies them.
 """
 
 from __future__ import annotations
@@ -39,12 +44,16 @@ IMPRESSION_COLUMNS = [
     "ts",
     "session_id",
     "position",
+    "track_id",
     "artist_id",
     "streamed",
     "skipped",
     "saved",
+    "ms_played",
 ]
-PLAY_COLUMNS = ["user_id", "ts", "artist_id"]
+PLAY_COLUMNS = ["user_id", "ts", "artist_id", "source"]
+TRACK_COLUMNS = ["track_id", "duration_ms"]
+DAY = 86_400_000_000  # microseconds
 
 
 def horizons(lp: LabelParams) -> Horizons:
@@ -60,8 +69,11 @@ def horizons(lp: LabelParams) -> Horizons:
 def compute_labels(
     imp: pl.DataFrame, plays: pl.DataFrame, window_start, n_days: int, lp: LabelParams
 ) -> pl.DataFrame:
-    """Immediate + mid-term labels, censoring and attribution (no surrogate, no composite)."""
+    """Immediate + mid-term labels, censoring and attribution (no surrogate, no history signals).
+
+    With a ``source`` column in ``plays``, also ``self_plays_7d`` (plays the listener chose)."""
     imp_day = day_index(imp["ts"], window_start)
+    play_self = (plays["source"] != "rec").to_numpy() if "source" in plays.columns else None
     sig = mid_term_signals(
         imp["user_id"].to_numpy(),
         imp["artist_id"].to_numpy(),
@@ -71,12 +83,15 @@ def compute_labels(
         day_index(plays["ts"], window_start),
         n_days,
         horizons(lp),
+        play_self,
     )
     c7, c14, c28 = (sig.pop(k) for k in ("censored_7d", "censored_14d", "censored_28d"))
     censor = {
         "active_days_7d": c7,
         "plays_7d": c7,
         "artist_days_7d": c7,
+        "retained_7d": c7,
+        "self_plays_7d": c7,
         "artist_days_14d": c14,
         "artist_return_14d": c14,
         "active_days_28d": c28,
@@ -87,10 +102,81 @@ def compute_labels(
         "event_id", "user_id", "session_id", "position", "streamed", "skipped", "saved"
     ).with_columns(day=pl.Series(imp_day), **columns)
     share = attribution_share(frame, lp)
+    credits = {f"{c}_credit": pl.col(c).cast(pl.Float64) * share for c in CREDITED if c in frame.columns}
+    return frame.with_columns(**credits, credit_share=share)
+
+
+# user-level outcomes shared among a session's impressions (``<name>_credit``)
+CREDITED = ("active_days_7d", "retained_28d", "retained_7d", "self_plays_7d", "surrogate_active_days_28d")
+
+
+def history_signals(
+    imp: pl.DataFrame, plays: pl.DataFrame, tracks: pl.DataFrame, window_start, lp: LabelParams
+) -> pl.DataFrame:
+    """Signals known when (or just after) the slate is shown, per impression (``event_id``).
+
+    - ``listen_fraction``: share of the track played (0 when not played);
+    - ``slate_artist_concentration``: share of the slate's other slots with this track's artist;
+    - ``served_repeat_7d``: this listener was shown this track in the 7 days before;
+    - ``discovery``: streamed, and the listener had never played the artist before.
+    The last two need history: null for impressions in the first ``label.min_history_days``
+    days of the log (what came before the log is unknown).
+    """
+    k = pl.len().over("session_id")
+    frame = imp.join(tracks.select(TRACK_COLUMNS), on="track_id", how="left").with_columns(
+        listen_fraction=(pl.col("ms_played") / pl.col("duration_ms")).clip(0.0, 1.0).fill_null(0.0),
+        slate_artist_concentration=(
+            (pl.len().over("session_id", "artist_id") - 1) / (k - 1).clip(1, None)
+        ).cast(pl.Float64),
+    )
+    prev = pl.col("ts").shift(1).over("user_id", "track_id", order_by="ts")
+    frame = frame.with_columns(
+        served_repeat_7d=(pl.col("ts") - prev).dt.total_microseconds().is_between(1, 7 * DAY).fill_null(False)
+    )
+    first = plays.group_by("user_id", "artist_id").agg(first_play=pl.col("ts").min())
+    frame = frame.join(first, on=["user_id", "artist_id"], how="left").with_columns(
+        discovery=pl.col("streamed")
+        & (pl.col("first_play").is_null() | (pl.col("first_play") >= pl.col("ts")))
+    )
+    start = pl.Series([window_start]).cast(imp.schema["ts"])[0]
+    known = pl.col("ts") >= pl.lit(start) + pl.duration(days=lp.min_history_days)
+    return frame.select(
+        "event_id",
+        "listen_fraction",
+        "slate_artist_concentration",
+        served_repeat_7d=pl.when(known).then(pl.col("served_repeat_7d")),
+        discovery=pl.when(known).then(pl.col("discovery")),
+    )
+
+
+def label_logs(
+    imp: pl.DataFrame,
+    plays: pl.DataFrame,
+    tracks: pl.DataFrame,
+    window_start,
+    n_days: int,
+    lp: LabelParams,
+    surrogate=None,
+) -> pl.DataFrame:
+    """Every label of :mod:`components.reward.candidates` for the impressions in ``imp``
+    (``IMPRESSION_COLUMNS``), from every play in ``plays`` (``PLAY_COLUMNS``); the surrogate
+    index's columns too when a fitted one is given."""
+    frame = compute_labels(imp, plays, window_start, n_days, lp)
+    frame = frame.join(
+        history_signals(imp, plays, tracks, window_start, lp),
+        on="event_id",
+        how="left",
+        maintain_order="left",
+    )
+    frame = frame.with_columns(discovery_habit_14d=pl.col("discovery") & pl.col("artist_return_14d"))
+    return frame if surrogate is None else with_surrogate(frame, surrogate)
+
+
+def with_surrogate(frame: pl.DataFrame, surrogate) -> pl.DataFrame:
+    """The surrogate index's prediction and its session credit."""
+    frame = frame.with_columns(apply_surrogate(frame, surrogate))
     return frame.with_columns(
-        active_days_7d_credit=pl.col("active_days_7d") * share,
-        retained_28d_credit=pl.col("retained_28d").cast(pl.Float64) * share,
-        credit_share=share,
+        surrogate_active_days_28d_credit=pl.col("surrogate_active_days_28d") * pl.col("credit_share")
     )
 
 
@@ -117,33 +203,17 @@ def attribution_share(frame: pl.DataFrame, lp: LabelParams) -> pl.Expr:
     return w / w.sum().over("session_id")
 
 
-def composite_reward(frame: pl.DataFrame, lp: LabelParams) -> pl.DataFrame:
-    """``reward`` = weighted sum of labels (day counts divided by their horizon); null if censored."""
-    w, share = lp.composite, pl.col("credit_share")
-    terms = [
-        w.streamed * pl.col("streamed").cast(pl.Float64),
-        w.saved * pl.col("saved").cast(pl.Float64),
-        w.skipped * pl.col("skipped").cast(pl.Float64),
-        w.active_days_7d * pl.col("active_days_7d_credit") / lp.active_horizon_days,
-        w.artist_return_14d * pl.col("artist_return_14d").cast(pl.Float64),
-        w.surrogate_active_days_28d * pl.col("surrogate_active_days_28d") * share / lp.retention_horizon_days,
-    ]
-    return frame.with_columns(reward=_strict_sum(terms))
-
-
-def _strict_sum(terms: list[pl.Expr]) -> pl.Expr:
-    """Sum that is null when any term is null (``sum_horizontal`` would skip nulls)."""
-    total = terms[0]
-    for t in terms[1:]:
-        total = total + t
-    return total
-
-
 def label_with(
-    imp: pl.DataFrame, plays: pl.DataFrame, window_start, n_days: int, lp: LabelParams, labels_dir: Path
+    imp: pl.DataFrame,
+    plays: pl.DataFrame,
+    tracks: pl.DataFrame,
+    window_start,
+    n_days: int,
+    lp: LabelParams,
+    labels_dir: Path,
 ) -> pl.DataFrame:
     """Label other logs (e.g. a simulated A/B arm's) exactly as the label stage did, reusing its
-    fitted surrogate index: the composite ``reward`` then means the same thing in both."""
-    frame = compute_labels(imp, plays, window_start, n_days, lp)
-    surrogate = joblib.load(Path(labels_dir) / SURROGATE_FILE)
-    return composite_reward(frame.with_columns(apply_surrogate(frame, surrogate)), lp)
+    fitted surrogate index: every signal, and so the composite, means the same thing in both."""
+    return label_logs(
+        imp, plays, tracks, window_start, n_days, lp, joblib.load(Path(labels_dir) / SURROGATE_FILE)
+    )

@@ -79,11 +79,14 @@ def mid_term_signals(
     play_day: np.ndarray,
     n_days: int,
     h: Horizons,
+    play_self: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Per impression: mid-term outcomes, surrogate inputs and censoring masks.
 
     ``*_day`` are day indexes in [0, n_days). Activity = any impression or play that day.
-    Returns plain arrays (counts as int32, outcomes as bool, ``censored_*`` masks).
+    ``play_self`` marks plays the listener chose (organic or search): with it, also
+    ``self_plays_7d`` (such plays per day in the next week). Returns plain arrays (counts as
+    int32, outcomes as bool, ``censored_*`` masks).
     """
     iu, pu = dense_ids(imp_user, play_user)
     n_users = int(max(iu.max(initial=-1), pu.max(initial=-1))) + 1
@@ -104,7 +107,13 @@ def mid_term_signals(
         "active_days_28d": _window_count(active, iu, d + 1, d + h.retention),
         "retained_28d": _window_count(active, iu, d + h.retention - h.retention_window + 1, d + h.retention)
         > 0,
+        # still coming back at the end of the first week (the last 3 of its 7 days)
+        "retained_7d": _window_count(active, iu, d + h.active - 2, d + h.active) > 0,
     }
+    if play_self is not None:
+        chosen = np.bincount(pu * n_days + play_day, weights=play_self, minlength=n_users * n_days)
+        grid = _cumulate(chosen.reshape(n_users, n_days).astype(np.int32))
+        out["self_plays_7d"] = _window_count(grid, iu, d + 1, d + h.active) / h.active
 
     ia, pa = dense_ids(imp_artist, play_artist)
     n_artists = int(max(ia.max(initial=-1), pa.max(initial=-1))) + 1

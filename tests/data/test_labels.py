@@ -40,12 +40,12 @@ def test_censoring_nulls_exactly_the_labels_whose_horizon_runs_past_the_log(labe
         assert censored.height > 0 and observed.height > 0, col
         assert censored[col].null_count() == censored.height, f"{col}: a censored label has a value"
         assert observed[col].null_count() == 0, f"{col}: an observable label is null"
-    # the composite is null exactly where any of its inputs is
-    assert (
-        labels.filter(pl.col("artist_return_14d").is_null())["reward"].null_count()
-        == labels["artist_return_14d"].null_count()
-    )
-    assert labels.filter(pl.col("artist_return_14d").is_not_null())["reward"].null_count() == 0
+    # a composite is null exactly where any of its weighted inputs is
+    from components.reward.composite import fixed_weights, with_reward
+
+    lp = tiny_params().label
+    reward = with_reward(labels, fixed_weights(lp.composite.fixed, lp))["reward"]
+    assert reward.null_count() == labels["artist_return_14d"].null_count() > 0
 
 
 def test_labels_equal_a_brute_force_recount(labels, tiny_raw):
@@ -106,10 +106,10 @@ def test_attribution_rules_share_the_session_outcome(labels, rule):
 def test_metrics_report_rates_censoring_and_surrogate_accuracy(tmp_path, tiny_raw, params):
     metrics = run(params, tiny_raw, tmp_path / "labels")
     for key in (
-        "label/streamed_rate",
-        "label/artist_return_14d_rate",
+        "label/streamed_mean",
+        "label/artist_return_14d_mean",
         "label/censored/retained_28d",
-        "label/censored/reward",
+        "label/censored/discovery",
         "label/surrogate/r2_later_cohort",
     ):
         assert key in metrics
@@ -128,3 +128,41 @@ def test_too_short_a_log_is_a_clear_error(tmp_path, params):
     with pytest.raises(EncoreError, match="surrogate index needs"):
         run(short, tmp_path / "raw", tmp_path / "labels")
     assert not (tmp_path / "labels").exists()
+
+
+def test_history_signals_on_a_handmade_log():
+    """discovery, repetition, slate concentration and listening share, recounted by hand."""
+    from datetime import datetime, timedelta, timezone
+
+    from components.reward.labels import history_signals
+
+    t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    at = lambda d, h=12: t0 + timedelta(days=d, hours=h)  # noqa: E731
+    imp = pl.DataFrame(
+        {
+            "event_id": [1, 2, 3, 4, 5, 6],
+            "user_id": [7, 7, 7, 7, 7, 8],
+            "ts": [at(20), at(20), at(20), at(24), at(40), at(20)],
+            "session_id": [100, 100, 100, 101, 102, 103],
+            "track_id": [10, 11, 12, 10, 10, 10],
+            "artist_id": [1, 1, 2, 1, 1, 1],
+            "streamed": [True, False, True, True, True, True],
+            "ms_played": [100_000, 0, 50_000, 200_000, 200_000, 200_000],
+        }
+    )
+    plays = pl.DataFrame({"user_id": [7, 8], "ts": [at(15), at(21)], "artist_id": [1, 1]})
+    tracks = pl.DataFrame({"track_id": [10, 11, 12], "duration_ms": [200_000, 200_000, 100_000]})
+    lp = tiny_params(label__min_history_days=14).label
+    out = history_signals(imp, plays, tracks, t0, lp).sort("event_id")
+    assert out["listen_fraction"].to_list() == [0.5, 0.0, 0.5, 1.0, 1.0, 1.0]
+    # session 100 holds artist 1 twice in 3 slots: each of those shares with 1 of the 2 other slots
+    assert out["slate_artist_concentration"].to_list()[:3] == [0.5, 0.5, 0.0]
+    # track 10 was shown to user 7 on day 20: again on day 24 (within 7 days), not on day 40
+    assert out["served_repeat_7d"].to_list() == [False, False, False, True, False, False]
+    # user 7 played artist 1 on day 15 (not new); artist 2 is new and streamed;
+    # user 8 first hears artist 1 on day 20
+    assert out["discovery"].to_list() == [False, False, True, False, False, True]
+    # 15 days earlier, all but one impression fall in the log's first 14 days: no history to judge by
+    early = history_signals(imp.with_columns(ts=pl.col("ts") - timedelta(days=15)), plays, tracks, t0, lp)
+    assert early.sort("event_id")["discovery"].is_null().to_list() == [True, True, True, True, False, True]
+    assert early["served_repeat_7d"].null_count() == 5

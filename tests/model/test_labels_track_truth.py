@@ -19,7 +19,12 @@ from components.world import load_world, true_long_term_value
 def scored(tiny_logs, tiny_labels) -> pl.DataFrame:
     raw, world_dir = tiny_logs
     world, _ = load_world(world_dir)
-    labels = pl.read_parquet(tiny_labels / LABELS_FILE).filter(pl.col("reward").is_not_null())
+    from components.reward.composite import fixed_weights, with_reward
+    from tests.conftest import tiny_params
+
+    lp = tiny_params().label
+    labels = with_reward(pl.read_parquet(tiny_labels / LABELS_FILE), fixed_weights(lp.composite.fixed, lp))
+    labels = labels.filter(pl.col("reward").is_not_null())
     tracks = pl.read_parquet(raw / "impressions.parquet", columns=["event_id", "track_id"])
     df = labels.join(tracks, on="event_id")
     ltv = true_long_term_value(

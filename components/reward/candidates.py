@@ -1,0 +1,76 @@
+"""The candidate short-term signals: each is a per-impression label column.
+
+Every candidate is measured the same way everywhere — labelled by :mod:`components.reward.labels`,
+averaged per slot over an experiment arm's first week by the signals stage, estimated per slot
+off-policy by evaluation — so a weight learned on the experiment library means the same thing
+when the composite becomes the RL reward and when the gate predicts a challenger's effect.
+
+``orientation``: +1 if more is meant to be better, -1 if less is (the learned composite's
+weights are non-negative on oriented signals); ``lag``: days after the impression before the
+signal is known.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Candidate:
+    name: str
+    column: str  # the label column (``*_credit`` for user-level outcomes shared by a session)
+    orientation: int
+    lag: int
+    meaning: str
+
+
+CANDIDATES: tuple[Candidate, ...] = (
+    Candidate("streamed", "streamed", 1, 0, "played for at least 30 s"),
+    Candidate("saved", "saved", 1, 0, "saved to the library"),
+    Candidate("skipped", "skipped", -1, 0, "started and stopped within 30 s"),
+    Candidate("listen_fraction", "listen_fraction", 1, 0, "share of the track played: listening-time share"),
+    Candidate("discovery", "discovery", 1, 0, "first stream of an artist new to the listener"),
+    Candidate(
+        "slate_artist_concentration",
+        "slate_artist_concentration",
+        -1,
+        0,
+        "share of the slate's other slots from the same artist",
+    ),
+    Candidate(
+        "served_repeat_7d", "served_repeat_7d", -1, 0, "the listener was shown this track in the last 7 days"
+    ),
+    Candidate(
+        "active_days_7d", "active_days_7d_credit", 1, 7, "distinct active days in the next 7 (session credit)"
+    ),
+    Candidate(
+        "retained_7d", "retained_7d_credit", 1, 7, "active in the last 3 days of the next week (credit)"
+    ),
+    Candidate(
+        "self_plays_7d",
+        "self_plays_7d_credit",
+        1,
+        7,
+        "organic and search plays per day in the next 7 (credit)",
+    ),
+    Candidate(
+        "surrogate_28d",
+        "surrogate_active_days_28d_credit",
+        1,
+        7,
+        "the surrogate index's 28-day active days, from 7-day signals (credit)",
+    ),
+    Candidate(
+        "artist_return_14d", "artist_return_14d", 1, 14, "the artist played again on >= 2 later days in 14"
+    ),
+    Candidate(
+        "discovery_habit_14d",
+        "discovery_habit_14d",
+        1,
+        14,
+        "a discovery whose artist is then played on >= 2 later days in 14",
+    ),
+)
+BY_NAME = {c.name: c for c in CANDIDATES}
+FIXED_COMPOSITE = "composite_fixed"  # the hand-set composite, scored beside the candidates
+COLUMNS = tuple(c.column for c in CANDIDATES)
