@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 
 import numpy as np
 import polars as pl
+
+from components.figures import inline_png
 
 NAMES = {
     "logging": "logging",
@@ -18,16 +18,6 @@ NAMES = {
     "long_term_oracle": "long-term oracle",
     "popularity": "popularity",
 }
-
-
-def _png(fig) -> str:
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    return f'<img src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
 
 
 def _figures(tables: dict, curves: dict[str, pl.DataFrame]) -> list[tuple[str, str]]:
@@ -48,14 +38,14 @@ def _figures(tables: dict, curves: dict[str, pl.DataFrame]) -> list[tuple[str, s
             xlabel=f"true active days over {truth['days']} days (mean, 95% CI)",
             title="Simulated A/B test (ground truth)",
         )
-        out.append(("Policies in the simulated A/B test", _png(fig)))
+        out.append(("Policies in the simulated A/B test", inline_png(fig)))
 
         fig, ax = plt.subplots(figsize=(7, 3.6))
         for arm, series in truth["daily_active"].items():
             ax.plot(np.arange(1, len(series) + 1), series, label=NAMES.get(arm, arm))
         ax.set(xlabel="day of the test", ylabel="share of listeners active", title="Daily activity by arm")
         ax.legend(fontsize=7, ncol=2)
-        out.append(("Activity over the test", _png(fig)))
+        out.append(("Activity over the test", inline_png(fig)))
 
     fig, ax = plt.subplots(figsize=(8, 3.8))
     policies = list(tables["ope"])
@@ -86,7 +76,7 @@ def _figures(tables: dict, curves: dict[str, pl.DataFrame]) -> list[tuple[str, s
     ax.set_xticks(np.arange(len(policies)) + 0.4 - width / 2, [NAMES.get(p, p) for p in policies])
     ax.set(ylabel="reward per slot", title="Off-policy estimates vs truth")
     ax.legend(fontsize=7, ncol=3)
-    out.append(("Off-policy estimates" + (" against the truth" if truth else ""), _png(fig)))
+    out.append(("Off-policy estimates" + (" against the truth" if truth else ""), inline_png(fig)))
 
     if curves:
         fig, axes = plt.subplots(1, len(curves), figsize=(5.5 * len(curves), 3.6), squeeze=False)
@@ -98,7 +88,7 @@ def _figures(tables: dict, curves: dict[str, pl.DataFrame]) -> list[tuple[str, s
                 xlabel="KL to SFT", ylabel="per slate item", title=f"{NAMES.get(name, name)}: reward vs KL"
             )
             ax.legend(fontsize=7)
-        out.append(("Over-optimisation watch", _png(fig)))
+        out.append(("Over-optimisation watch", inline_png(fig)))
     return out
 
 
@@ -160,29 +150,31 @@ def render_html(tables: dict, curves: dict[str, pl.DataFrame]) -> str:
     if tables["plan"]:
         p = tables["plan"]
         sections.append(
-            f"<h2>A/B planning</h2><p>To detect the estimated lift of {p['lift_per_slot']:.4f} reward per "
-            "slot "
-            f"(mid-term-RL vs logging) with {p['power']:.0%} power: <b>{p['users_per_arm']:.0f} users per "
-            "arm</b> "
-            f"for {p['days']} days ({p['user_days_per_arm']:.3g} user-days per arm).</p>"
+            f"<h2>A/B planning</h2><p>To confirm the gate's predicted effect of {p['predicted_effect']:+.3f} "
+            f"{p['unit']} (mid-term-RL vs the gate's baseline) with {p['power']:.0%} power: "
+            f"<b>{p['users_per_arm']:.0f} users per arm</b> for {p['days']} days "
+            f"(per-user SD {p['sd_per_user']:.2f}, from the experiment library's control arm).</p>"
         )
         t = (tables["truth"] or {}).get("plan_active_days")
         if t:
             sections.append(
-                "<p>The truth tells a different story: mid-term-RL's true lift in "
-                f"{tables['truth']['days']}-day "
-                f"active days over logging is {t['lift']:.3f} days (per-user SD {t['sd_per_user']:.2f}), "
-                "which "
-                f"needs <b>{t['users_per_arm']:.0f} users per arm</b> to detect with {t['power']:.0%} power. "
-                "Plan on the outcome you care about, not on the reward model's scale.</p>"
+                f"<p>With the truth: mid-term-RL's true lift in {tables['truth']['days']}-day active days "
+                "over "
+                f"logging is {t['lift']:.3f} days (per-user SD {t['sd_per_user']:.2f}), which needs "
+                f"<b>{t['users_per_arm']:.0f} users per arm</b> to detect with {t['power']:.0%} power.</p>"
             )
-    gate = tables["gate"]
-    reasons = "".join(f"<li>{html.escape(r)}</li>" for r in gate["reasons"])
-    sections.append(
-        f"<h2>Promotion gate: {html.escape(gate['gate'])}</h2><p>mid-term-RL (the challenger) against the "
-        f"{html.escape(gate['baseline'])} policy. The register stage applies this "
-        f"decision.</p><ul>{reasons}</ul>"
-    )
+    sections.append(_gate_section(tables))
+    rm = tables.get("reward_model_validity") or {}
+    if rm:
+        sections.append(
+            "<h2>Is the reward model's score a valid signal?</h2><p>Across the experiment library's "
+            f"{rm['arms']} arms, each arm's mean reward-model score of its first-week slates (a sample of "
+            f"{rm['sampled_per_arm']}) minus its control's, against its effect on active days: Pearson "
+            f"{rm['pearson']:+.2f} [leave-one-out {rm['pearson_loo_low']:+.2f}, "
+            f"{rm['pearson_loo_high']:+.2f}], "
+            f"Spearman {rm['spearman']:+.2f}, sign agreement {rm['sign_agreement']:.2f} "
+            "(the other signals: <a href='../signals.html'>signal scorecard</a>).</p>"
+        )
     style = (
         "body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
         "table{border-collapse:collapse;font-size:12px;margin:1em 0}"
@@ -195,6 +187,35 @@ def render_html(tables: dict, curves: dict[str, pl.DataFrame]) -> str:
         f"<body><h1>Encore evaluation</h1><p>{tables['logged_slates']} held-out logged "
         f"slates.</p>{''.join(sections)}</body></html>"
     )
+
+
+def _gate_section(tables: dict) -> str:
+    gate, comp = tables["gate"], tables["composite"]
+    reasons = "".join(f"<li>{html.escape(r)}</li>" for r in gate["reasons"])
+    text = (
+        f"<h2>Promotion gate: {html.escape(gate['gate'])}</h2><p>mid-term-RL (the challenger) against the "
+        f"{html.escape(gate['baseline'])} policy, on the <b>predicted effect on "
+        f"{html.escape(gate['unit'])}</b>: "
+        f"the paired DR lift of the {comp['source']} composite "
+        f"({gate['proxy'].get('lift_per_slot', float('nan')):+.4f}"
+        f" per slot) read in days, its interval widened by the composite's leave-one-out error on the "
+        f"experiment library ({comp['loo_rmse']:.3f} days). Guardrails the library does not validate are "
+        "reported, not enforced (<a href='../signals.html'>signal scorecard</a>). The register stage applies "
+        f"this decision.</p><ul>{reasons}</ul>"
+    )
+    if gate.get("verdict"):
+        v = gate["verdict"]
+        right = "right" if v["right"] else "wrong"
+        text += (
+            f"<p class='note'>Against the truth the decision was <b>{right}</b>: mid-term-RL's true lift "
+            "over "
+            f"the {html.escape(gate['baseline'])} policy is {v['true_lift']:+.3f} "
+            f"[{v['true_lift_low']:+.3f}, {v['true_lift_high']:+.3f}] active days.</p>"
+        )
+    bad = [k for k, v in gate.get("miscalibrated", {}).items() if v]
+    if bad:
+        text += f"<p class='note'>Miscalibrated (would hold the long-term oracle): {', '.join(bad)}.</p>"
+    return text
 
 
 def render_markdown(tables: dict) -> str:
@@ -224,9 +245,9 @@ def render_markdown(tables: dict) -> str:
         p = tables["plan"]
         lines += [
             "",
-            f"A/B planning: {p['users_per_arm']:.0f} users per arm for {p['days']} days to detect the "
-            "estimated lift "
-            f"(reward per slot, off-policy) with {p['power']:.0%} power.",
+            f"A/B planning: {p['users_per_arm']:.0f} users per arm for {p['days']} days to confirm the "
+            "predicted "
+            f"effect of {p['predicted_effect']:+.3f} {p['unit']} with {p['power']:.0%} power.",
         ]
         t = (tables["truth"] or {}).get("plan_active_days")
         if t:
@@ -241,4 +262,12 @@ def render_markdown(tables: dict) -> str:
         "",
     ]
     lines += [f"- {r}" for r in gate["reasons"]]
+    if gate.get("verdict"):
+        v = gate["verdict"]
+        lines += [
+            "",
+            f"Against the truth the decision was **{'right' if v['right'] else 'wrong'}** "
+            f"(true lift {v['true_lift']:+.3f} [{v['true_lift_low']:+.3f}, {v['true_lift_high']:+.3f}] "
+            "active days).",
+        ]
     return "\n".join(lines) + "\n"

@@ -30,3 +30,40 @@ def valid_slate_rate(slates: np.ndarray, histories: np.ndarray, catalogue: np.nd
     known = np.isin(slates, catalogue).all(axis=1)
     fresh = ~(slates[:, :, None] == histories[:, None, :]).any(axis=(1, 2))
     return float((distinct & known & fresh).mean())
+
+
+COVERAGE_SLATES = 2000  # catalogue coverage is counted over this many slates, so policies and arms compare
+
+
+def slate_shape(
+    slates: np.ndarray, track_artist: np.ndarray, track_genre: np.ndarray, n_tracks: int
+) -> dict[str, float]:
+    """What a set of slates looks like, whoever served them (a library arm, a challenger, an oracle).
+
+    ``track_artist``/``track_genre``: lookup arrays indexed by track id (-1 = unknown).
+    - ``genre_diversity`` / ``artist_diversity``: distinct genres / artists per slate / k;
+    - ``artist_concentration``: the share of a slate taken by its most frequent artist;
+    - ``coverage``: share of the catalogue in the first ``COVERAGE_SLATES`` slates.
+    """
+    n, k = slates.shape
+    if n == 0:
+        return {
+            m: float("nan")
+            for m in ("genre_diversity", "artist_diversity", "artist_concentration", "coverage")
+        }
+    valid = (slates >= 0) & (slates < len(track_artist))
+    ids = np.where(valid, slates, 0)
+    artists = np.where(valid, track_artist[ids], -1 - np.arange(k)[None, :])  # unknown: all distinct
+    genres = np.where(valid, track_genre[ids], -1 - np.arange(k)[None, :])
+
+    def distinct(x: np.ndarray) -> np.ndarray:
+        s = np.sort(x, axis=1)
+        return 1 + (s[:, 1:] != s[:, :-1]).sum(axis=1)
+
+    same = (artists[:, :, None] == artists[:, None, :]).sum(axis=2)  # (n, k) count of each slot's artist
+    return {
+        "genre_diversity": float(np.mean(distinct(genres) / k)),
+        "artist_diversity": float(np.mean(distinct(artists) / k)),
+        "artist_concentration": float(np.mean(same.max(axis=1) / k)),
+        "coverage": float(len(np.unique(slates[:COVERAGE_SLATES])) / n_tracks),
+    }
