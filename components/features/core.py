@@ -18,7 +18,7 @@ from typing import Any
 import polars as pl
 from tqdm.auto import tqdm
 
-from components.features import sources as S
+from components.featurestore import sources as S
 from components.featurestore.definitions import (
     SOURCE_FILES,
     SOURCES_DIR,

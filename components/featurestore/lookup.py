@@ -53,10 +53,13 @@ class FeatureLookup:
         self,
         user_ids: np.ndarray,
         slates: np.ndarray,
-        histories: list[list[int]] | None = None,
-        request_ts: datetime | None = None,
+        histories: list[list[int]] | pl.Series | None = None,
+        request_ts: datetime | pl.Series | None = None,
     ) -> pl.DataFrame:
-        """One row per (user, slate item), row-major: the columns the reward model encodes."""
+        """One row per (user, slate item), row-major: the columns the reward model encodes.
+
+        ``histories`` (one per user, or a list Series of n*k rows) and ``request_ts`` (one time, or
+        one per row) default to the lookup's own: its latest recent plays, its as-of time."""
         n, k = slates.shape
         rows = pl.DataFrame(
             {
@@ -70,9 +73,15 @@ class FeatureLookup:
         rows = rows.join(self.views["user_artist"], on=["user_id", "artist_id"], how="left")
         if histories is None:
             rows = rows.join(self.views["user_history"], on="user_id", how="left")
+        elif isinstance(histories, pl.Series):
+            rows = rows.sort("row").with_columns(recent_tracks=histories.cast(pl.List(pl.Int64)))
         else:
             repeated = [list(h) for h in histories for _ in range(k)]
-            rows = rows.with_columns(recent_tracks=pl.Series(repeated, dtype=pl.List(pl.Int64)))
-        ts = request_ts or self.as_of
-        rows = rows.with_columns(request_ts=pl.lit(ts).cast(pl.Datetime("us", "UTC")))
+            rows = rows.sort("row").with_columns(recent_tracks=pl.Series(repeated, dtype=pl.List(pl.Int64)))
+        if isinstance(request_ts, pl.Series):
+            rows = rows.sort("row").with_columns(request_ts=request_ts.cast(pl.Datetime("us", "UTC")))
+        else:
+            rows = rows.with_columns(
+                request_ts=pl.lit(request_ts or self.as_of).cast(pl.Datetime("us", "UTC"))
+            )
         return add_request_features(rows, "request_ts").sort("row")

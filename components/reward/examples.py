@@ -9,7 +9,9 @@ so its off-policy estimates never score slates the reward model trained on.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
@@ -21,9 +23,13 @@ from components.featurestore.definitions import (
     user_activity_fields,
 )
 from components.params import FeaturesParams, RewardModelParams
+from components.reward.composite import with_reward
 from components.reward.labels import LABELS_FILE
 
-LABEL_COLUMNS = ["streamed", "skipped", "saved", "artist_return_14d", "reward", "day"]
+if TYPE_CHECKING:
+    from components.library import Library
+
+LABEL_COLUMNS = ["streamed", "skipped", "saved", "artist_return_14d", "day", "session_id"]
 
 
 def genre_mix_feature(fp: FeaturesParams) -> str:
@@ -42,15 +48,22 @@ def feature_lists(fp: FeaturesParams) -> tuple[list[str], list[str]]:
     return user, cand
 
 
-def load_examples(features_dir: Path, labels_dir: Path, target: str) -> pl.DataFrame:
-    """Impressions with features and labels; rows whose ``target`` is censored are dropped."""
+def load_examples(
+    features_dir: Path, labels_dir: Path, target: str, weights: dict[str, float]
+) -> pl.DataFrame:
+    """Impressions with features, labels and the composite ``reward`` (``weights``); rows whose
+    ``target`` is censored are dropped."""
     frame = pl.read_parquet(Path(features_dir) / TRAIN_FRAME)
-    labels = pl.read_parquet(Path(labels_dir) / LABELS_FILE, columns=["event_id", *LABEL_COLUMNS])
+    wanted = ["event_id", *[c for c in dict.fromkeys([*LABEL_COLUMNS, *weights]) if c != "session_id"]]
+    labels = with_reward(pl.read_parquet(Path(labels_dir) / LABELS_FILE, columns=wanted), weights)
     joined = frame.join(
-        labels, on="event_id", how="inner", maintain_order="left"
+        labels.select("event_id", *[c for c in LABEL_COLUMNS if c != "session_id"], "reward"),
+        on="event_id",
+        how="inner",
+        maintain_order="left",
     )  # seeded samples need a fixed order
     if target not in joined.columns:
-        raise ValueError(f"target '{target}' is not a label column (have {', '.join(LABEL_COLUMNS)})")
+        raise ValueError(f"target '{target}' is not a label column (have {', '.join(LABEL_COLUMNS)}, reward)")
     return joined.filter(pl.col(target).is_not_null())
 
 
@@ -104,3 +117,90 @@ def preference_pairs(frame: pl.DataFrame, target: str, max_pairs: int, seed: int
 
 def numeric_matrix(frame: pl.DataFrame, columns: list[str]) -> np.ndarray:
     return frame.select([pl.col(c).cast(pl.Float64) for c in columns]).to_numpy()
+
+
+def library_examples(
+    library_labels: pl.DataFrame,
+    library: "Library",
+    raw_plays: pl.DataFrame,
+    features_dir: Path,
+    fp: FeaturesParams,
+    rp: RewardModelParams,
+    tracks: pl.DataFrame,
+    target: str,
+    weights: dict[str, float],
+) -> pl.DataFrame:
+    """Training examples from the experiment library's arms (far wider than the logging policy's
+    neighbourhood): at most ``reward_model.max_library_examples`` labelled impressions of listeners
+    the reward model may train on, with their features (:func:`library_features`).
+
+    ``raw_plays``: the raw logs' plays (``user_id, ts, track_id``), the history before each experiment."""
+    labels = with_reward(library_labels, weights).filter(pl.col(target).is_not_null() & ~held_out_users(rp))
+    if labels.height > rp.max_library_examples:
+        labels = labels.sort("event_id").sample(rp.max_library_examples, seed=rp.seed)
+    keep = [c for c in LABEL_COLUMNS if c in labels.columns and c != "session_id"]
+    return library_features(labels, library, raw_plays, features_dir, fp, tracks, keep=[*keep, "reward"])
+
+
+def library_features(
+    rows: pl.DataFrame,
+    library: "Library",
+    raw_plays: pl.DataFrame,
+    features_dir: Path,
+    fp: FeaturesParams,
+    tracks: pl.DataFrame,
+    keep: list[str] = (),
+) -> pl.DataFrame:
+    """The reward model's input columns for library impressions (``rows``: ``event_id, user_id, ts,
+    experiment_id, policy_id, session_id`` + ``keep``): the features a serving system had when the
+    experiment started (the online store's values as of its start) and the listener's actual
+    recent plays in that arm before the impression's day."""
+    from components.featurestore.lookup import FeatureLookup
+    from components.featurestore.sources import user_history
+    from components.logs import Logs
+
+    rows = rows.join(library.impressions.select("event_id", "track_id"), on="event_id").sort("event_id")
+    starts = library.experiments.select("experiment_id", "policy_id", "start")
+    rows = rows.join(starts, on=["experiment_id", "policy_id"])
+    log_start = datetime.fromisoformat(library.manifest["window_start"])
+    out = []
+    lookups: dict = {}
+    for (_, pid), part in rows.group_by("experiment_id", "policy_id", maintain_order=True):
+        start = part["start"][0]
+        lookup = lookups.get(start) or lookups.setdefault(
+            start, FeatureLookup.from_sources(features_dir, fp, tracks, start)
+        )
+        users = part["user_id"].unique().implode()
+        plays = pl.concat(
+            [
+                raw_plays.filter(pl.col("user_id").is_in(users) & (pl.col("ts") < start)),
+                library.plays.filter((pl.col("policy_id") == pid) & pl.col("user_id").is_in(users)).select(
+                    "user_id", "ts", "track_id"
+                ),
+            ]
+        )
+        snapshots = user_history(
+            Logs(pl.DataFrame(), plays, pl.DataFrame(), pl.DataFrame(), log_start, 0), fp
+        )
+        part = part.with_columns(as_of=pl.col("ts").dt.truncate("1d") + pl.duration(microseconds=1)).sort(
+            "as_of"
+        )
+        part = part.join_asof(
+            snapshots.sort("event_timestamp"),
+            left_on="as_of",
+            right_on="event_timestamp",
+            by="user_id",
+            strategy="backward",
+        ).sort("event_id")
+        feats = lookup.frame(
+            part["user_id"].to_numpy(),
+            part["track_id"].to_numpy()[:, None],
+            histories=part["recent_tracks"].fill_null([]),
+            request_ts=part["ts"],
+        )
+        out.append(
+            feats.drop("row", "request_ts").with_columns(
+                part.select("event_id", "session_id", "ts", "experiment_id", "policy_id", *keep)
+            )
+        )
+    return pl.concat(out, how="diagonal_relaxed") if out else pl.DataFrame()

@@ -36,6 +36,14 @@ def main(
         Path("data/features"), "--features-dir", help="output of the features stage"
     ),
     labels_dir: Path = typer.Option(Path("data/labels"), "--labels-dir", help="output of the label stage"),
+    signals_dir: Path = typer.Option(
+        Path("data/signals"),
+        "--signals-dir",
+        help="the signals stage: the composite's weights, the library's labels",
+    ),
+    experiments_dir: Path = typer.Option(
+        Path("data/experiments"), "--experiments-dir", help="the experiment library"
+    ),
     out_dir: Path = typer.Option(
         Path("models/reward"), "--out-dir", help="where the model, encoder, tokenizer and curve go"
     ),
@@ -68,7 +76,9 @@ def main(
             f"reward_model_{variant}" if variant == "click" else "reward_model",
             SECTIONS,
             params,
-            lambda p: run(p, raw_dir, features_dir, labels_dir, out_dir, variant, progress),
+            lambda p: run(
+                p, raw_dir, features_dir, labels_dir, out_dir, variant, progress, signals_dir, experiments_dir
+            ),
             metrics_path,
             seed_of=lambda p: p.reward_model.seed,
             log_outputs=log_outputs,

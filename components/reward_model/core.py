@@ -17,8 +17,10 @@ import polars as pl
 
 from components import contract
 from components.io import atomic_dir
+from components.library import LIBRARY_LABELS, Library
 from components.params import Params
 from components.reward import examples as D
+from components.reward.composite import active_weights
 from components.reward.model import EXAMPLE_FILE, Head, RewardModel, build
 from components.reward.tokens import Encoder
 from components.reward_model.baseline import fit_predict
@@ -42,12 +44,24 @@ def run(
     out_dir: Path,
     variant: Variant = "midterm",
     progress: bool = True,
+    signals_dir: Path = Path("data/signals"),
+    experiments_dir: Path = Path("data/experiments"),
 ) -> dict[str, float]:
     rp = params.reward_model
     target = getattr(rp.targets, variant)
-    frame = D.load_examples(features_dir, labels_dir, target)
+    weights = active_weights(signals_dir)
+    frame = D.load_examples(features_dir, labels_dir, target, weights)
     parts = D.split(frame, rp)
     tracks = pl.from_arrow(contract.read(raw_dir, "tracks", ["track_id", "artist_id", "genre_id"]))
+    library = _library_examples(
+        params, raw_dir, features_dir, signals_dir, experiments_dir, tracks, target, weights
+    )
+    if library.height:
+        parts = D.Split(
+            train=pl.concat([parts.train, library], how="diagonal_relaxed"),
+            test=parts.test,
+            split_day=parts.split_day,
+        )
     user_f, cand_f = D.feature_lists(params.features)
     encoder = Encoder.fit(
         parts.train,
@@ -125,6 +139,7 @@ def run(
         _plot_curve(curve, tmp / "curve.png", f"{variant} reward model ({target}, {rp.objective})")
     return metrics | {
         "train/examples": len(x_train),
+        "train/library_examples": library.height,
         "train/test_examples": len(x_test),
         "train/split_day": parts.split_day,
         "train/final_train_loss": curve[-1].get("train_loss", float("nan")) if curve else float("nan"),
@@ -133,6 +148,38 @@ def run(
         "eval/scores_per_second": len(x_test) / score_seconds,
         "train/parameters": sum(p.numel() for p in network.parameters()),
     }
+
+
+def _library_examples(
+    params: Params,
+    raw_dir: Path,
+    features_dir: Path,
+    signals_dir: Path,
+    experiments_dir: Path,
+    tracks: pl.DataFrame,
+    target: str,
+    weights: dict[str, float],
+) -> pl.DataFrame:
+    """Examples from the experiment library's arms (none when it is empty or not asked for)."""
+    rp = params.reward_model
+    labels_file = Path(signals_dir) / LIBRARY_LABELS
+    if rp.max_library_examples == 0 or not labels_file.exists():
+        return pl.DataFrame()
+    library = Library.read(experiments_dir)
+    if library.empty:
+        return pl.DataFrame()
+    raw_plays = pl.from_arrow(contract.read(raw_dir, "plays", ["user_id", "ts", "track_id"]))
+    return D.library_examples(
+        pl.read_parquet(labels_file),
+        library,
+        raw_plays,
+        features_dir,
+        params.features,
+        rp,
+        tracks,
+        target,
+        weights,
+    )
 
 
 class _saved_tokenizer:

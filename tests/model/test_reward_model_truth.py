@@ -1,7 +1,8 @@
 """Truth check on the default world: the mid-term reward model tracks true long-term value.
 
-Runs simulate -> features -> label on the *default* parameters, trains the mid-term and the
-click reward models (fewer training rows than `make repro`, same everything else) and
+Runs simulate -> experiments, features, label -> signals on the *default* parameters, trains
+the mid-term (learned composite) and the click reward models (fewer training rows than
+`make repro`, same everything else) and
 compares their held-out scores with the world's true expected long-term value of each
 (listener, track) pair. Tests may read the truth; stages may not.
 """
@@ -22,10 +23,12 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def default_world(tmp_path_factory):
+    from components.experiments.core import run as experiments
     from components.features.core import run as features
     from components.label.core import run as label
     from components.raw_logs.simulate import simulate
     from components.reward_model.core import run as reward_model
+    from components.signals.core import run as signals
 
     root = tmp_path_factory.mktemp("default_world")
     params = load_params(
@@ -34,9 +37,27 @@ def default_world(tmp_path_factory):
     simulate(params, root / "raw", root / "world", progress=False)
     features(params, root / "raw", root / "features")
     label(params, root / "raw", root / "labels")
+    experiments(params, root / "raw", root / "world", root / "library", progress=False)
+    signals(
+        params,
+        root / "raw",
+        root / "labels",
+        root / "library",
+        root / "signals",
+        root / "s.html",
+        progress=False,
+    )
     for variant in ("midterm", "click"):
         reward_model(
-            params, root / "raw", root / "features", root / "labels", root / variant, variant, progress=False
+            params,
+            root / "raw",
+            root / "features",
+            root / "labels",
+            root / variant,
+            variant,
+            progress=False,
+            signals_dir=root / "signals",
+            experiments_dir=root / "library",
         )
     return root, params
 
@@ -45,8 +66,11 @@ def test_mid_term_reward_model_tracks_true_long_term_value(default_world):
     from components.world import load_world, true_long_term_value
 
     root, params = default_world
+    from components.reward.composite import active_weights
+
+    weights = active_weights(root / "signals")
     test = D.split(
-        D.load_examples(root / "features", root / "labels", params.reward_model.targets.midterm),
+        D.load_examples(root / "features", root / "labels", params.reward_model.targets.midterm, weights),
         params.reward_model,
     ).test
     test = test.sample(min(test.height, 40_000), seed=0)
