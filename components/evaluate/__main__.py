@@ -28,6 +28,16 @@ def main(
     raw_dir: Path = typer.Option(Path("data/raw"), "--raw-dir", help="raw logs"),
     features_dir: Path = typer.Option(Path("data/features"), "--features-dir", help="features stage output"),
     labels_dir: Path = typer.Option(Path("data/labels"), "--labels-dir", help="label stage output"),
+    signals_dir: Path = typer.Option(
+        Path("data/signals"),
+        "--signals-dir",
+        help="the signals stage: composite weights, scorecard (guardrails)",
+    ),
+    experiments_dir: Path = typer.Option(
+        Path("data/experiments"),
+        "--experiments-dir",
+        help="the experiment library (the reward model's validity)",
+    ),
     world_dir: Path = typer.Option(Path("data/world"), "--world-dir", help="the truth (or a no-truth note)"),
     reward_dir: Path = typer.Option(
         Path("models/reward"), "--reward-dir", help="mid-term reward model (direct method)"
@@ -65,7 +75,17 @@ def main(
             SECTIONS,
             params,
             lambda p: run(
-                p, raw_dir, features_dir, labels_dir, world_dir, reward_dir, policies, report_dir, progress
+                p,
+                raw_dir,
+                features_dir,
+                labels_dir,
+                world_dir,
+                reward_dir,
+                policies,
+                report_dir,
+                progress,
+                signals_dir,
+                experiments_dir,
             ),
             metrics_path,
             seed_of=lambda p: p.evaluate.seed,

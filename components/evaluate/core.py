@@ -1,14 +1,17 @@
 """Stage ``evaluate``: how good is each candidate policy, and how far can the offline numbers be trusted?
 
 1. Off-policy estimates (IIPS, RIPS, self-normalised variants, doubly robust) of each
-   policy's value per slot on held-out logged slates, with bootstrap CIs, ESS, largest
-   weight and the clip — plus the logging policy itself (weights are exactly 1).
+   policy's per-slot composite reward (the signals stage's weights) on held-out logged slates,
+   with bootstrap CIs, ESS, largest weight and the clip — plus the logging policy itself.
 2. Ranking metrics on held-out listeners' next plays; coverage, diversity, novelty.
-3. With the simulator's truth: the simulated A/B test (logging, SFT, click-RL, mid-term-RL,
-   both oracles) with CIs, the true per-slot value of each policy (its own A/B logs labelled
-   exactly like the training logs) and every estimator's error against it.
-4. A/B planning: users (x days) an online test needs to detect the estimated lift.
-With real logs (no truth) 3 is skipped and the report says so plainly.
+3. The gate: the challenger's predicted effect on 28-day active days over the champion (or
+   the logging policy) and its validated guardrails (:mod:`components.evaluate.gating`);
+   A/B planning on that predicted effect.
+4. With the simulator's truth: the simulated A/B test (logging, SFT, click-RL, mid-term-RL,
+   the champion if any, both oracles) with CIs, the true per-slot composite of each policy
+   (its own A/B logs labelled exactly like the training logs), every estimator's error, and
+   whether the gate's decision was right (:mod:`components.evaluate.truth`).
+With real logs (no truth) 4 is skipped and the report says so plainly.
 
 Outputs: ``report_dir/evaluation.html`` (plots), ``summary.md``, ``evaluation.json`` (all
 tables); the returned metrics go to ``metrics/evaluate.json``.
@@ -17,7 +20,6 @@ tables); the returned metrics go to ``metrics/evaluate.json``.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -25,14 +27,17 @@ import polars as pl
 
 from components import contract
 from components.evaluate import ope
+from components.evaluate.gating import Calibration, gate_decision, reward_model_validity
 from components.evaluate.logged import held_out_slates, policy_numbers
 from components.evaluate.ranking import ranking_metrics
+from components.evaluate.truth import miscalibrated, simulated_truth, verdict
 from components.featurestore.lookup import FeatureLookup
 from components.io import atomic_dir
 from components.params import Params
 from components.policy.model import CURVE_CSV
 from components.registry import client as registry
-from components.registry.gate import Decision, decide, write_decision
+from components.registry.gate import write_decision
+from components.reward.composite import active_weights
 from components.reward.model import RewardModel
 from components.tracking import tracking_uri
 
@@ -49,18 +54,23 @@ def run(
     policy_dirs: dict[str, Path],
     report_dir: Path,
     progress: bool = True,
+    signals_dir: Path = Path("data/signals"),
+    experiments_dir: Path = Path("data/experiments"),
 ) -> dict[str, float]:
     from components.world import has_truth
 
     ep, ab = params.evaluate, params.ab
     sample, temperature = ab.lm_decoding == "sample", ab.lm_temperature
-    tracks = pl.from_arrow(contract.read(raw_dir, "tracks", ["track_id", "artist_id", "genre_id"]))
+    tracks = pl.from_arrow(
+        contract.read(raw_dir, "tracks", ["track_id", "artist_id", "genre_id", "duration_ms"])
+    )
     lookup = FeatureLookup.from_sources(features_dir, params.features, tracks)
     reward = RewardModel.load(reward_dir).with_lookup(lookup)
+    weights, calibration = active_weights(signals_dir), Calibration.read(signals_dir)
     k = params.sft_policy.slate_size
 
     # 1. off-policy estimates on held-out logged slates
-    logged = held_out_slates(params, features_dir, labels_dir, k, ep.max_slates, ep.seed)
+    logged = held_out_slates(params, features_dir, labels_dir, k, ep.max_slates, ep.seed, weights)
     r, mu = logged.matrix("reward"), logged.matrix("propensity")
     q = reward.score_frame(logged.frame).reshape(logged.n, k)
     numbers = {
@@ -73,13 +83,7 @@ def run(
         estimates[name] = ope.estimate(
             r, num["pi"], mu, q, num["q_pi"], ep.max_weight, ep.n_bootstrap, ep.seed
         )
-        sn = {
-            e.estimator: e
-            for e in ope.estimate(
-                logged.matrix("skipped"), num["pi"], mu, None, None, ep.max_weight, ep.n_bootstrap, ep.seed
-            )
-        }
-        skip_rate[name] = sn["sniips"].value
+        skip_rate[name] = snips_skip_rate(logged, num["pi"], mu, params)
 
     # 2. ranking on held-out listeners
     held = _held_out_sequences(params, raw_dir, features_dir)
@@ -87,20 +91,40 @@ def run(
         policy_dirs, held["sequences"], held["train_plays"], tracks, sample, temperature, ep.seed
     )
 
-    # 4. planning, from the mid-term policy's DR lift over the logging policy
-    plan = _plan(logged, estimates, ep.power, ab.horizon_days)
-
-    # 3. the truth, when there is one
-    truth: dict = {}
-    if has_truth(world_dir):
-        truth = _simulated_truth(params, world_dir, labels_dir, policy_dirs, lookup, progress)
-
+    # 3. the gate: the challenger's predicted effect on active days, and its guardrails
     curves = {
         name: pl.read_csv(Path(path) / CURVE_CSV)
         for name, path in policy_dirs.items()
         if name.startswith("rlhf")
     }
-    decision = _gate(params, logged, r, mu, q, numbers, skip_rate, ranking, curves, reward)
+    baseline, champion_dir = _baseline(params, logged, reward, mu, q)
+    curve = curves["rlhf_midterm"]
+    kl = float(curve["kl"].tail(max(1, curve.height // 10)).mean())
+    decision = gate_decision(
+        params,
+        logged,
+        q,
+        numbers["rlhf_midterm"],
+        baseline,
+        skip_rate["rlhf_midterm"],
+        kl,
+        calibration,
+        tracks,
+    ).as_dict()
+    plan = _plan(decision, calibration, ep.power, ab.horizon_days)
+    rm_validity = reward_model_validity(
+        reward, signals_dir, experiments_dir, raw_dir, features_dir, params, tracks
+    )
+
+    # 4. the truth, when there is one: the A/B test, and was the gate right?
+    truth: dict = {}
+    if has_truth(world_dir):
+        extra = {"champion": _served(champion_dir, lookup, params)} if champion_dir is not None else {}
+        truth = simulated_truth(
+            params, world_dir, labels_dir, policy_dirs, lookup, weights, tracks, extra, progress
+        )
+        decision["verdict"] = verdict(decision, truth)
+        decision["miscalibrated"] = miscalibrated(decision, truth["oracle_guardrails"])
     tables = {
         "ope": {name: [e.as_dict() for e in es] for name, es in estimates.items()},
         "skip_rate_snips": skip_rate,
@@ -109,7 +133,14 @@ def run(
         "truth": truth,
         "logged_slates": logged.n,
         "has_truth": bool(truth),
-        "gate": decision.as_dict(),
+        "composite": {
+            "source": calibration.source,
+            "weights": weights,
+            "days_per_unit": calibration.days_per_unit,
+            "loo_rmse": calibration.loo_rmse,
+        },
+        "gate": decision,
+        "reward_model_validity": rm_validity,
     }
     from components.evaluate.report import render_html, render_markdown
 
@@ -121,36 +152,43 @@ def run(
     return _flat_metrics(tables, policy_dirs)
 
 
-def _gate(
-    params: Params,
-    logged,
-    r,
-    mu,
-    q,
-    numbers: dict,
-    skip_rate: dict,
-    ranking: dict,
-    curves: dict,
-    reward: RewardModel,
-) -> Decision:
-    """Challenger (mid-term RL) vs the registry's champion — or, for the first model, the logging policy."""
+def snips_skip_rate(logged, pi: np.ndarray, mu: np.ndarray, params: Params) -> float:
+    """A policy's skip rate per slot, estimated self-normalised on the logged slates."""
+    ep = params.evaluate
+    est = ope.estimate(logged.matrix("skipped"), pi, mu, None, None, ep.max_weight, ep.n_bootstrap, ep.seed)
+    return {e.estimator: e for e in est}["sniips"].value
+
+
+def _baseline(params: Params, logged, reward: RewardModel, mu: np.ndarray, q: np.ndarray):
+    """(name, pi, q_pi) of what the challenger must beat — the registry's champion, or for the first
+    model the logging policy — and the champion's folder (None when there is none)."""
     ep, ab, rp = params.evaluate, params.ab, params.register_
-    challenger = numbers["rlhf_midterm"]
     registry.connect(tracking_uri(params.tracking))
     champion_dir = registry.downloaded_policy(rp.policy_model, "champion")
-    if champion_dir is not None:
-        champ = policy_numbers(
-            logged, champion_dir, reward, ab.lm_temperature, ab.lm_decoding == "sample", ep.seed
-        )
-        base, pi_a, qpi_a = "champion", champ["pi"], champ["q_pi"]
-    else:
-        base, pi_a, qpi_a = "logging", mu, q
-    lift = ope.paired_lift(
-        r, pi_a, challenger["pi"], mu, q, qpi_a, challenger["q_pi"], ep.max_weight, ep.n_bootstrap, ep.seed
+    if champion_dir is None:
+        return ("logging", mu, q), None
+    champ = policy_numbers(
+        logged, champion_dir, reward, ab.lm_temperature, ab.lm_decoding == "sample", ep.seed
     )
-    curve = curves["rlhf_midterm"]
-    kl = float(curve["kl"].tail(max(1, curve.height // 10)).mean())
-    return decide(rp, lift, base, skip_rate["rlhf_midterm"], ranking["rlhf_midterm"]["genre_diversity"], kl)
+    return ("champion", champ["pi"], champ["q_pi"]), champion_dir
+
+
+def _served(policy_dir: Path, lookup: FeatureLookup, params: Params):
+    """A registered policy as an A/B arm, served like the candidates."""
+    from components.policy.generative import GenerativePolicy
+    from components.policy.model import load as load_policy
+
+    model, _, vocab = load_policy(policy_dir)
+    ab = params.ab
+    return GenerativePolicy(
+        model,
+        vocab,
+        lookup,
+        policy_id=199,
+        seed=params.evaluate.seed,
+        sample=ab.lm_decoding == "sample",
+        temperature=ab.lm_temperature,
+    )
 
 
 def _held_out_sequences(params: Params, raw_dir: Path, features_dir: Path) -> dict:
@@ -162,110 +200,25 @@ def _held_out_sequences(params: Params, raw_dir: Path, features_dir: Path) -> di
     return {"sequences": test.take(np.arange(n)), "train_plays": train.completion.ravel()}
 
 
-def _plan(logged, estimates: dict, power: float, days: int) -> dict:
-    """Users per arm to detect the DR-estimated lift of the mid-term policy over logging."""
-    if "rlhf_midterm" not in estimates:
-        return {}
-    dr = {name: {e.estimator: e for e in es}["dr"] for name, es in estimates.items()}
-    lift = dr["rlhf_midterm"].value - dr["logging"].value
-    # sorted: group_by order varies between runs, and float sums depend on order
-    per_user = logged.frame.group_by("user_id").agg(pl.col("reward").mean()).sort("user_id")["reward"]
-    sd = float(per_user.std()) if per_user.len() > 1 else float("nan")
-    users = ope.users_needed(lift, sd, power)
+def _plan(decision: dict, calibration: Calibration, power: float, days: int) -> dict:
+    """Users per arm an online test needs to confirm the gate's *predicted effect on active days*
+    (per-user SD of active days from the library's control arm), not the reward's per-slot lift."""
+    effect = decision["lift"]
+    sd = calibration.active_days_sd
+    users = (
+        ope.users_needed(effect, sd, power)
+        if decision["unit"] != "composite reward per slot"
+        else float("nan")
+    )
     return {
-        "lift_per_slot": lift,
+        "predicted_effect": effect,
+        "unit": decision["unit"],
         "sd_per_user": sd,
         "power": power,
         "users_per_arm": users,
         "days": days,
         "user_days_per_arm": users * days if np.isfinite(users) else float("inf"),
     }
-
-
-def _simulated_truth(
-    params: Params,
-    world_dir: Path,
-    labels_dir: Path,
-    policy_dirs: dict[str, Path],
-    lookup: FeatureLookup,
-    progress: bool,
-) -> dict:
-    """The A/B test against ground truth, and each policy's true per-slot value from its own logs."""
-    from components.evaluate.simulated_ab import TABLE_METRICS, simulated_ab, world_policies
-    from components.policy.generative import GenerativePolicy
-    from components.policy.model import load as load_policy
-    from components.reward.labels import label_with
-
-    ab = params.ab
-    arms = world_policies(world_dir)
-    policies = {"logging": arms["logging"]}
-    for i, (name, path) in enumerate(policy_dirs.items()):
-        model, _, vocab = load_policy(path)
-        policies[name] = GenerativePolicy(
-            model,
-            vocab,
-            lookup,
-            policy_id=100 + i,
-            seed=params.evaluate.seed,
-            sample=ab.lm_decoding == "sample",
-            temperature=ab.lm_temperature,
-        )
-    policies |= {"click_oracle": arms["click_oracle"], "long_term_oracle": arms["long_term_oracle"]}
-    result = simulated_ab(world_dir, policies, ab, progress=progress, record=True)
-
-    table = result.summary().filter(pl.col("metric").is_in(TABLE_METRICS)).to_dicts()
-    lifts = {}
-    for base in ("sft", "logging"):
-        if base in result.outcomes:
-            lifts[base] = [
-                {"arm": arm, "metric": m, **_lift(result.lift(base, arm, m))}
-                for arm in result.outcomes
-                if arm != base
-                for m in TABLE_METRICS
-            ]
-    start = datetime(2000, 1, 1, tzinfo=timezone.utc)  # A/B logs count time from the test's start
-    true_value = {}
-    for arm in policies:
-        imp, plays = result.impressions[arm], result.plays[arm]
-        ts = lambda df: pl.lit(start) + pl.duration(microseconds=(pl.col("seconds") * 1e6).cast(pl.Int64))  # noqa: E731
-        labels = label_with(
-            imp.with_row_index("event_id").with_columns(ts=ts(imp), session_id=pl.col("session")),
-            plays.with_columns(ts=ts(plays)),
-            start,
-            ab.horizon_days,
-            params.label,
-            labels_dir,
-        )
-        true_value[arm] = float(labels["reward"].drop_nulls().mean())
-    return {
-        "ab": table,
-        "lifts": lifts,
-        "true_value_per_slot": true_value,
-        "plan_active_days": _plan_from_truth(result, params.evaluate.power),
-        "users_per_arm": result.outcomes["logging"].height,
-        "days": ab.horizon_days,
-        "daily_active": {arm: v.tolist() for arm, v in result.daily_active.items()},
-    }
-
-
-def _plan_from_truth(result, power: float) -> dict:
-    """What the online test would really need: users per arm to detect mid-term-RL's *true* lift
-    in 28-day active days over the logging policy (independent arms, no common random numbers)."""
-    if "rlhf_midterm" not in result.outcomes:
-        return {}
-    control = result.outcomes["logging"]["active_days"].to_numpy().astype(np.float64)
-    treated = result.outcomes["rlhf_midterm"]["active_days"].to_numpy().astype(np.float64)
-    lift, sd = float(treated.mean() - control.mean()), float(control.std(ddof=1))
-    return {
-        "lift": lift,
-        "sd_per_user": sd,
-        "power": power,
-        "users_per_arm": ope.users_needed(lift, sd, power),
-    }
-
-
-def _lift(lift) -> dict:
-    return {"estimate": lift.estimate, "low": lift.low, "high": lift.high, "relative": lift.relative}
 
 
 def _flat_metrics(tables: dict, policy_dirs: dict[str, Path]) -> dict[str, float]:
@@ -286,7 +239,18 @@ def _flat_metrics(tables: dict, policy_dirs: dict[str, Path]) -> dict[str, float
         out[f"ope/{name}/skip_rate"] = rate
     for name, metrics in tables["ranking"].items():
         out |= {f"rank/{name}/{m}": v for m, v in metrics.items()}
-    out |= {f"plan/{k}": v for k, v in tables["plan"].items()}
+    out |= {f"plan/{k}": v for k, v in tables["plan"].items() if not isinstance(v, str)}
+    for name, check in gate["guardrails"].items():
+        out[f"gate/{name}/value"] = check["value"]
+        out[f"gate/{name}/pass"] = float(check["ok"])
+        out[f"gate/{name}/enforced"] = float(check["enforced"])
+    out |= {f"gate/verdict/{k}": float(v) for k, v in gate.get("verdict", {}).items()}
+    out |= {f"gate/miscalibrated/{k}": float(v) for k, v in gate.get("miscalibrated", {}).items()}
+    out |= {f"signals/reward_model_score/{k}": v for k, v in tables["reward_model_validity"].items()}
+    out |= {
+        "composite/learned": float(tables["composite"]["source"] == "learned"),
+        "composite/loo_rmse": tables["composite"]["loo_rmse"],
+    }
     truth = tables["truth"]
     if truth:
         for row in truth["ab"]:

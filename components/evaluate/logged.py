@@ -19,6 +19,7 @@ from components.featurestore.store import add_request_features
 from components.params import Params
 from components.policy.decoding import generate_slates, slot_probabilities
 from components.policy.model import load as load_policy
+from components.reward.composite import with_reward
 from components.reward.examples import held_out_users, split_day
 from components.reward.labels import LABELS_FILE
 from components.reward.model import RewardModel
@@ -46,14 +47,20 @@ class LoggedSlates:
 
 
 def held_out_slates(
-    params: Params, features_dir: Path, labels_dir: Path, k: int, max_slates: int, seed: int
+    params: Params,
+    features_dir: Path,
+    labels_dir: Path,
+    k: int,
+    max_slates: int,
+    seed: int,
+    weights: dict[str, float],
 ) -> LoggedSlates:
+    """Held-out slates with ``reward`` = the composite with ``weights`` (per slot)."""
     rp = params.reward_model
     frame = pl.read_parquet(Path(features_dir) / TRAIN_FRAME)
-    labels = pl.read_parquet(
-        Path(labels_dir) / LABELS_FILE, columns=["event_id", "reward", "day", "streamed", "skipped", "saved"]
-    )
-    df = frame.join(labels, on="event_id")
+    columns = dict.fromkeys(["event_id", "day", "streamed", "skipped", "saved", *weights])
+    labels = with_reward(pl.read_parquet(Path(labels_dir) / LABELS_FILE, columns=list(columns)), weights)
+    df = frame.join(labels.select("event_id", "reward", "day", "streamed", "skipped", "saved"), on="event_id")
     labelled = df.filter(pl.col("reward").is_not_null())
     df = df.filter(held_out_users(rp) & (pl.col("day") >= split_day(labelled["day"], rp)))
     complete = df.group_by("session_id").agg(
@@ -82,22 +89,32 @@ def policy_numbers(
         model, vocab, prompts, logged_slates, temperature=None if not sample else temperature
     )
     own = generate_slates(model, vocab, prompts, sample=sample, seed=seed, temperature=temperature)
-    rows = contexts.drop("track_id", "artist_id").join(
+    return numbers_from_slates(logged, own, pi, reward)
+
+
+def numbers_from_slates(logged: LoggedSlates, own: np.ndarray, pi: np.ndarray, reward: RewardModel) -> dict:
+    """Any policy's numbers from its own slates for the logged contexts, ``own`` (n, k), and its
+    probabilities of the logged tracks, ``pi`` (n, k): adds ``q_pi``, the reward model's value of
+    its own slots (candidate features as of each logged context's time)."""
+    contexts = logged.firsts()
+    rows = (
         pl.DataFrame(
             {"session_id": np.repeat(contexts["session_id"].to_numpy(), logged.k), "track_id": own.ravel()}
-        ),
-        on="session_id",
+        )
+        .with_row_index("row")
+        .join(contexts.drop("track_id", "artist_id"), on="session_id", how="left")
+        .join(reward.lookup.tracks, on="track_id", how="left")
     )
-    rows = rows.join(reward.lookup.tracks, on="track_id", how="left") if reward.lookup else rows
-    q_pi = reward.score_frame(_with_candidate_features(rows, logged, reward)).reshape(logged.n, logged.k)
+    drop = [c for c in rows.columns if c.startswith(("t_", "ua_"))]
+    rows = rows.drop(drop)
+    rows = rows.join(reward.lookup.views["track_stats"], on="track_id", how="left")
+    rows = rows.join(reward.lookup.views["user_artist"], on=["user_id", "artist_id"], how="left")
+    rows = add_request_features(rows, "ts").sort("row")
+    q_pi = reward.score_frame(rows).reshape(logged.n, logged.k)
     return {"pi": pi, "q_pi": q_pi, "slates": own}
 
 
-def _with_candidate_features(rows: pl.DataFrame, logged: LoggedSlates, reward: RewardModel) -> pl.DataFrame:
-    """Candidate-side features of the policy's own tracks, as of the logged contexts' time."""
-    lookup = reward.lookup
-    drop = [c for c in rows.columns if c.startswith(("t_", "ua_"))]
-    rows = rows.drop(drop)
-    rows = rows.join(lookup.views["track_stats"], on="track_id", how="left")
-    rows = rows.join(lookup.views["user_artist"], on=["user_id", "artist_id"], how="left")
-    return add_request_features(rows, "ts")
+def deterministic_pi(logged: LoggedSlates, own: np.ndarray) -> np.ndarray:
+    """``pi`` of a policy that always serves ``own``: 1 where the logged track is the one it puts in
+    that slot (the item-position view the IIPS and DR estimators take), 0 elsewhere."""
+    return (logged.slates() == own).astype(np.float64)

@@ -1,10 +1,18 @@
-"""The promotion gate: does the challenger replace the champion?
+"""The promotion gate: does the challenger replace the champion? Decided on the predicted outcome.
 
-Pass = the lower bound of the doubly robust lift over the current champion (paired
-bootstrap on the same held-out logged slates) is above ``min_lift_lower_bound``, and the
-guardrails hold: estimated skip rate, intra-slate genre diversity, the RL policy's KL to its
-reference. With no champion yet, the first model must beat the logging policy by
-``first_min_value_vs_logging`` (lower bound) — the absolute floor. Every reason is recorded.
+The challenger's off-policy estimate of the composite reward — whose weights the signals
+stage learned so that an arm's per-slot composite predicts its effect on 28-day active days —
+is a *predicted effect on active days* over the champion (or, for the first model, the
+logging policy), paired on the same held-out slates. Its interval widens by the composite's
+own leave-one-out error on the experiment library: the prediction is only as good as the
+surrogate. Promote only if its lower bound clears the floor and every enforced guardrail holds.
+
+Guardrails are validated like signals: a slate guardrail (skip rate, genre diversity, artist
+concentration, catalogue coverage) is enforced only when, across the library's arms, moving
+in its direction went with more active days; an unvalidated one is reported, not enforced
+(with no library, every guardrail is enforced). The KL budget is a training-safety check and
+always holds. In simulation evaluation adds, per guardrail, whether it would hold the
+long-term oracle (reported as miscalibrated) and whether the decision was right.
 
 ``evaluate`` measures and decides (:func:`decide`), writing ``gate.json`` beside its report
 (:func:`write_decision`); ``register`` acts on it (:func:`read_decision`). In Kubeflow the
@@ -15,24 +23,40 @@ task, which refuses to run if the two disagree.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from scipy import stats
 
 from components.errors import EncoreError
 from components.params import RegisterParams
 
 GATE_FILE = "gate.json"
+# name -> (params field, "min" or "max", what it measures)
+SLATE_GUARDRAILS = {
+    "skip_rate": ("max_skip_rate", "max", "estimated skip rate per slot"),
+    "genre_diversity": ("min_genre_diversity", "min", "distinct genres per slate / k"),
+    "artist_concentration": (
+        "max_artist_concentration",
+        "max",
+        "share of a slate from its most frequent artist",
+    ),
+    "coverage": ("min_catalogue_coverage", "min", "share of the catalogue in the challenger's slates"),
+}
 
 
 @dataclass
 class Decision:
     promote: bool
     baseline: str  # "champion" or "logging"
-    lift: float
+    lift: float  # predicted effect (unit below)
     lift_low: float
     lift_high: float
+    unit: str
     reasons: list[str] = field(default_factory=list)
     guardrails: dict[str, dict] = field(default_factory=dict)
+    proxy: dict = field(default_factory=dict)  # the per-slot composite lift the prediction came from
 
     @property
     def gate(self) -> str:
@@ -42,59 +66,100 @@ class Decision:
         return asdict(self) | {"gate": self.gate}
 
 
+def predicted_effect(
+    lift: tuple[float, float, float], days_per_unit: float, loo_rmse: float, confidence: float = 0.95
+) -> tuple[tuple[float, float, float], str]:
+    """The per-slot composite lift (estimate, low, high) as an effect on active days, its interval
+    widened by the composite's leave-one-out error; unchanged (per-slot units) without a calibration."""
+    if not math.isfinite(days_per_unit):
+        return lift, "composite reward per slot"
+    est, low, high = (x * days_per_unit for x in lift)
+    z = stats.norm.ppf(0.5 + confidence / 2) * (loo_rmse if math.isfinite(loo_rmse) else 0.0)
+    return (est, est - math.hypot(est - low, z), est + math.hypot(high - est, z)), "28-day active days"
+
+
 def decide(
     rp: RegisterParams,
-    lift: tuple[float, float, float],
+    predicted: tuple[float, float, float],
+    unit: str,
     baseline: str,
-    skip_rate: float,
-    genre_diversity: float,
+    slate: dict[str, float],
+    validity: dict[str, float] | None,
     kl: float,
+    proxy: dict | None = None,
+    support: float = 1.0,
 ) -> Decision:
-    """Apply the gate; ``lift`` = (estimate, low, high) of challenger minus baseline, per slot."""
+    """Apply the gate. ``slate``: the challenger's guardrail values; ``validity``: each guardrail's
+    oriented Pearson with the active-days effect across the library's arms (None: no library);
+    ``support``: the effective share of logged slots the prediction rests on."""
     floor = rp.min_lift_lower_bound if baseline == "champion" else rp.first_min_value_vs_logging
-    est, low, high = lift
+    est, low, high = predicted
     checks = {
-        "lift_lower_bound": {
+        "predicted_effect": {
             "value": low,
             "limit": floor,
             "ok": low > floor,
-            "why": f"DR lift over the {baseline}: {est:.4f} [{low:.4f}, {high:.4f}] per slot, lower bound "
-            f"must exceed {floor}",
-        },
-        "skip_rate": {
-            "value": skip_rate,
-            "limit": rp.max_skip_rate,
-            "ok": skip_rate <= rp.max_skip_rate,
-            "why": f"estimated skip rate {skip_rate:.3f} must be <= {rp.max_skip_rate}",
-        },
-        "genre_diversity": {
-            "value": genre_diversity,
-            "limit": rp.min_genre_diversity,
-            "ok": genre_diversity >= rp.min_genre_diversity,
-            "why": f"genre diversity {genre_diversity:.3f} must be >= {rp.min_genre_diversity}",
-        },
-        "kl": {
-            "value": kl,
-            "limit": rp.max_kl,
-            "ok": kl <= rp.max_kl,
-            "why": f"KL to the SFT reference {kl:.3f} must be <= {rp.max_kl}",
-        },
+            "enforced": True,
+            "why": f"predicted effect over the {baseline}: {est:+.3f} [{low:+.3f}, {high:+.3f}] {unit}, "
+            f"lower bound must exceed {floor}",
+        }
     }
-    reasons = [("PASS " if c["ok"] else "FAIL ") + c["why"] for c in checks.values()]
+    checks["support"] = {
+        "value": support,
+        "limit": rp.min_support,
+        "ok": support >= rp.min_support,
+        "enforced": True,
+        "why": f"the prediction rests on {support:.2%} of the logged slots (effective sample size of the "
+        f"challenger's importance weights), must be >= {rp.min_support:.2%}: less is an extrapolation of the "
+        "reward model RL optimised against",
+    }
+    for name, (param, kind, meaning) in SLATE_GUARDRAILS.items():
+        value, limit = slate[name], getattr(rp, param)
+        ok = value <= limit if kind == "max" else value >= limit
+        v = None if validity is None else validity.get(name)
+        enforced = v is None or (math.isfinite(v) and v > 0)
+        op = "<=" if kind == "max" else ">="
+        note = (
+            ""
+            if enforced
+            else f" (not enforced: across the library's arms it did not protect active days, r={v:+.2f})"
+        )
+        checks[name] = {
+            "value": value,
+            "limit": limit,
+            "ok": ok,
+            "enforced": enforced,
+            "validity": v,
+            "why": f"{meaning} {value:.3f} must be {op} {limit}{note}",
+        }
+    checks["kl"] = {
+        "value": kl,
+        "limit": rp.max_kl,
+        "ok": kl <= rp.max_kl,
+        "enforced": True,
+        "why": f"KL to the SFT reference {kl:.3f} must be <= {rp.max_kl}",
+    }
+    reasons = [
+        ("PASS " if c["ok"] else "FAIL " if c["enforced"] else "INFO ") + c["why"] for c in checks.values()
+    ]
+    promote = all(c["ok"] for c in checks.values() if c["enforced"])
     return Decision(
-        promote=all(c["ok"] for c in checks.values()),
+        promote=promote,
         baseline=baseline,
         lift=est,
         lift_low=low,
         lift_high=high,
+        unit=unit,
         reasons=reasons,
         guardrails=checks,
+        proxy=proxy or {},
     )
 
 
-def write_decision(report_dir: Path, decision: Decision) -> None:
+def write_decision(report_dir: Path, decision: Decision | dict) -> None:
     """``gate.json`` in the (temporary) report folder the evaluate stage is writing."""
-    (Path(report_dir) / GATE_FILE).write_text(json.dumps(decision.as_dict(), indent=2, default=float))
+    payload = decision.as_dict() if isinstance(decision, Decision) else decision
+    (Path(report_dir) / GATE_FILE).write_text(json.dumps(payload, indent=2, default=float))
 
 
 def read_decision(evaluation_dir: Path) -> dict:

@@ -106,7 +106,8 @@ def test_the_gate_promotes_the_truly_better_policy_and_holds_the_worse(experimen
             n_bootstrap=300,
             seed=1,
         )
-        return decide(rp, lift, "champion", skip_rate=0.2, genre_diversity=0.4, kl=1.0)
+        slates = {"skip_rate": 0.2, "genre_diversity": 0.4, "artist_concentration": 0.2, "coverage": 0.3}
+        return decide(rp, lift, "reward per slot", "champion", slates, None, kl=1.0)
 
     assert gate(champion=worse, challenger=better).promote
     held = gate(champion=better, challenger=worse)

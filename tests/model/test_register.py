@@ -22,30 +22,68 @@ from components.registry.gate import decide, write_decision
 from tests.conftest import tiny_params
 from tests.service_checks import postgres_url, scratch_database
 
+GOOD_SLATES = {"skip_rate": 0.2, "genre_diversity": 0.4, "artist_concentration": 0.2, "coverage": 0.3}
+
 
 def test_gate_passes_only_with_a_positive_lower_bound_and_all_guardrails():
     rp = tiny_params().register_
-    good = decide(rp, (0.05, 0.01, 0.09), "champion", skip_rate=0.2, genre_diversity=0.4, kl=1.0)
+    unit = "28-day active days"
+    good = decide(rp, (0.5, 0.1, 0.9), unit, "champion", GOOD_SLATES, None, kl=1.0)
     assert good.promote and good.gate == "promote" and all(r.startswith("PASS") for r in good.reasons)
-    straddles = decide(rp, (0.05, -0.01, 0.11), "champion", 0.2, 0.4, 1.0)
-    assert not straddles.promote and any("FAIL DR lift" in r for r in straddles.reasons)
+    straddles = decide(rp, (0.5, -0.1, 1.1), unit, "champion", GOOD_SLATES, None, 1.0)
+    assert not straddles.promote and any("FAIL predicted effect" in r for r in straddles.reasons)
     assert f"lower bound must exceed {rp.min_lift_lower_bound}" in straddles.reasons[0]
-    for kwargs, failing in (
+    for change, failing in (
         ({"skip_rate": 0.9}, "skip rate"),
-        ({"genre_diversity": 0.01}, "genre diversity"),
-        ({"kl": 99.0}, "KL"),
+        ({"genre_diversity": 0.01}, "genres"),
+        ({"artist_concentration": 0.9}, "most frequent artist"),
+        ({"coverage": 0.001}, "catalogue"),
     ):
-        args = {"skip_rate": 0.2, "genre_diversity": 0.4, "kl": 1.0} | kwargs
-        d = decide(rp, (0.05, 0.01, 0.09), "champion", **args)
+        d = decide(rp, (0.5, 0.1, 0.9), unit, "champion", GOOD_SLATES | change, None, 1.0)
         assert not d.promote and any(r.startswith("FAIL") and failing in r for r in d.reasons), failing
+    too_far = decide(rp, (0.5, 0.1, 0.9), unit, "champion", GOOD_SLATES, None, kl=99.0)
+    assert not too_far.promote and any(r.startswith("FAIL KL") for r in too_far.reasons)
+
+
+def test_a_guardrail_the_library_does_not_validate_is_reported_not_enforced():
+    rp = tiny_params().register_
+    validity = {"skip_rate": 0.4, "genre_diversity": -0.7, "artist_concentration": 0.3, "coverage": 0.6}
+    d = decide(
+        rp,
+        (0.5, 0.1, 0.9),
+        "28-day active days",
+        "logging",
+        GOOD_SLATES | {"genre_diversity": 0.01},
+        validity,
+        1.0,
+    )
+    assert d.promote  # genre diversity fails, but across the library it did not protect active days
+    info = [r for r in d.reasons if r.startswith("INFO")]
+    assert len(info) == 1 and "genres" in info[0] and "not enforced" in info[0] and "r=-0.70" in info[0]
+    held = decide(
+        rp, (0.5, 0.1, 0.9), "28-day active days", "logging", GOOD_SLATES | {"coverage": 0.001}, validity, 1.0
+    )
+    assert not held.promote  # coverage is validated: enforced
+
+
+def test_the_predicted_effect_widens_by_the_composites_own_error():
+    from components.registry.gate import predicted_effect
+
+    (est, low, high), unit = predicted_effect((0.02, 0.01, 0.03), days_per_unit=10.0, loo_rmse=0.3)
+    assert unit == "28-day active days" and est == pytest.approx(0.2)
+    assert low < 0.1 and high > 0.3  # wider than the bootstrap interval alone (0.1, 0.3)
+    assert (0.2 - low) == pytest.approx(((0.1) ** 2 + (1.96 * 0.3) ** 2) ** 0.5, rel=1e-3)
+    same, per_slot = predicted_effect((0.02, 0.01, 0.03), days_per_unit=float("nan"), loo_rmse=0.3)
+    assert same == (0.02, 0.01, 0.03) and per_slot == "composite reward per slot"
 
 
 def _gate(folder: Path, decision: str) -> Path:
     """An evaluation folder whose gate.json says ``decision`` (a real decision: lift CI above or across 0)."""
     folder.mkdir(parents=True, exist_ok=True)
-    lift = (0.05, 0.01, 0.09) if decision == "promote" else (0.01, -0.03, 0.05)
+    lift = (0.5, 0.1, 0.9) if decision == "promote" else (0.1, -0.3, 0.5)
     write_decision(
-        folder, decide(tiny_params().register_, lift, "champion", skip_rate=0.2, genre_diversity=0.4, kl=1.0)
+        folder,
+        decide(tiny_params().register_, lift, "28-day active days", "champion", GOOD_SLATES, None, kl=1.0),
     )
     return folder
 

@@ -1,0 +1,172 @@
+"""The ground truth, in simulation: the A/B test, each policy's true per-slot composite, whether the
+gate's guardrails would hold the long-term oracle, and whether the gate's decision was right.
+
+The only evaluation code that reads the world (``tests/unit/test_architecture.py``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from components import contract
+from components.evaluate import ope
+from components.evaluate.gating import slate_guardrails
+from components.featurestore.lookup import FeatureLookup
+from components.params import Params
+from components.registry.gate import SLATE_GUARDRAILS
+from components.reward.composite import with_reward
+
+AB_START = datetime(2000, 1, 1, tzinfo=timezone.utc)  # A/B logs count time from the test's start
+
+
+def simulated_truth(
+    params: Params,
+    world_dir: Path,
+    labels_dir: Path,
+    policy_dirs: dict[str, Path],
+    lookup: FeatureLookup,
+    weights: dict[str, float],
+    tracks: pl.DataFrame,
+    extra: dict | None = None,
+    progress: bool = True,
+) -> dict:
+    """The A/B test against ground truth (logging, the candidates, ``extra`` arms such as the
+    champion, both oracles) and each arm's true per-slot composite from its own logs."""
+    from components.evaluate.simulated_ab import TABLE_METRICS, simulated_ab, world_policies
+    from components.policy.generative import GenerativePolicy
+    from components.policy.model import load as load_policy
+
+    ab = params.ab
+    arms = world_policies(world_dir)
+    policies = {"logging": arms["logging"]}
+    for i, (name, path) in enumerate(policy_dirs.items()):
+        model, _, vocab = load_policy(path)
+        policies[name] = GenerativePolicy(
+            model,
+            vocab,
+            lookup,
+            policy_id=100 + i,
+            seed=params.evaluate.seed,
+            sample=ab.lm_decoding == "sample",
+            temperature=ab.lm_temperature,
+        )
+    policies |= extra or {}
+    policies |= {"click_oracle": arms["click_oracle"], "long_term_oracle": arms["long_term_oracle"]}
+    result = simulated_ab(world_dir, policies, ab, progress=progress, record=True)
+
+    table = result.summary().filter(pl.col("metric").is_in(TABLE_METRICS)).to_dicts()
+    lifts = {
+        base: [
+            {"arm": arm, "metric": m, **_lift(result.lift(base, arm, m))}
+            for arm in result.outcomes
+            if arm != base
+            for m in TABLE_METRICS
+        ]
+        for base in ("sft", "logging", "champion")
+        if base in result.outcomes
+    }
+    true_value, oracle_slates = {}, None
+    for arm in policies:
+        labels = label_ab_logs(result.impressions[arm], result.plays[arm], tracks, params, labels_dir)
+        true_value[arm] = float(with_reward(labels, weights)["reward"].drop_nulls().mean())
+        if arm == "long_term_oracle":
+            oracle_slates = (
+                _slates(result.impressions[arm]),
+                float(result.impressions[arm]["skipped"].mean()),
+            )
+    return {
+        "ab": table,
+        "lifts": lifts,
+        "true_value_per_slot": true_value,
+        "plan_active_days": _plan_from_truth(result, params.evaluate.power),
+        "users_per_arm": result.outcomes["logging"].height,
+        "days": ab.horizon_days,
+        "daily_active": {arm: v.tolist() for arm, v in result.daily_active.items()},
+        "oracle_guardrails": slate_guardrails(*oracle_slates, tracks) if oracle_slates else {},
+    }
+
+
+def label_ab_logs(
+    imp: pl.DataFrame, plays: pl.DataFrame, tracks: pl.DataFrame, params: Params, labels_dir: Path
+) -> pl.DataFrame:
+    """An A/B arm's logs labelled exactly as the training logs were (same code, same surrogate)."""
+    from components.reward.labels import label_with
+
+    def ts(df: pl.DataFrame) -> pl.Expr:
+        return pl.lit(AB_START) + pl.duration(microseconds=(pl.col("seconds") * 1e6).cast(pl.Int64))
+
+    sources = pl.Series(list(contract.PLAY_SOURCES))
+    return label_with(
+        imp.with_row_index("event_id").with_columns(ts=ts(imp), session_id=pl.col("session")),
+        plays.with_columns(ts=ts(plays), source=sources.gather(plays["source"].cast(pl.UInt32))),
+        tracks,
+        AB_START,
+        params.ab.horizon_days,
+        params.label,
+        labels_dir,
+    )
+
+
+def _slates(imp: pl.DataFrame) -> np.ndarray:
+    """(sessions, k) track ids of an A/B arm's recorded impressions, in position order."""
+    lists = (
+        imp.sort("session", "position").group_by("session", maintain_order=True).agg("track_id")["track_id"]
+    )
+    return np.array(lists.to_list(), dtype=np.int64)
+
+
+def verdict(decision: dict, truth: dict) -> dict:
+    """Was the gate right? Promote is right when the challenger truly beats the baseline on
+    active days (the A/B lift's estimate above 0), hold is right when it does not."""
+    baseline = decision["baseline"]
+    rows = [
+        r
+        for r in truth["lifts"].get(baseline, [])
+        if r["arm"] == "rlhf_midterm" and r["metric"] == "active_days"
+    ]
+    if not rows:
+        return {}
+    lift = rows[0]
+    truly_better = lift["estimate"] > 0
+    return {
+        "right": decision["promote"] == truly_better,
+        "true_lift": lift["estimate"],
+        "true_lift_low": lift["low"],
+        "true_lift_high": lift["high"],
+        "truly_better": truly_better,
+        "significant": lift["low"] > 0 or lift["high"] < 0,
+    }
+
+
+def miscalibrated(decision: dict, oracle: dict) -> dict[str, bool]:
+    """Per slate guardrail: would it hold the long-term oracle (the best policy there is)?"""
+    out = {}
+    for name, (_, kind, _) in SLATE_GUARDRAILS.items():
+        if name in oracle:
+            limit, value = decision["guardrails"][name]["limit"], oracle[name]
+            out[name] = bool(value > limit if kind == "max" else value < limit)
+    return out
+
+
+def _plan_from_truth(result, power: float) -> dict:
+    """What the online test would really need: users per arm to detect mid-term-RL's *true* lift
+    in 28-day active days over the logging policy (independent arms, no common random numbers)."""
+    if "rlhf_midterm" not in result.outcomes:
+        return {}
+    control = result.outcomes["logging"]["active_days"].to_numpy().astype(np.float64)
+    treated = result.outcomes["rlhf_midterm"]["active_days"].to_numpy().astype(np.float64)
+    lift, sd = float(treated.mean() - control.mean()), float(control.std(ddof=1))
+    return {
+        "lift": lift,
+        "sd_per_user": sd,
+        "power": power,
+        "users_per_arm": ope.users_needed(lift, sd, power),
+    }
+
+
+def _lift(lift) -> dict:
+    return {"estimate": lift.estimate, "low": lift.low, "high": lift.high, "relative": lift.relative}
