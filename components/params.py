@@ -223,6 +223,8 @@ class FeaturesParams(Section):
 
 
 class CompositeWeights(Section):
+    """The hand-set composite (``label.composite.mode: fixed``, and a candidate in the scorecard)."""
+
     streamed: float = Field(
         description="weight of the stream label (0 keeps the click out of the mid-term reward)"
     )
@@ -233,6 +235,14 @@ class CompositeWeights(Section):
         description="weight of the listener returning to the artist on >= 2 later days in 14"
     )
     surrogate_active_days_28d: float = Field(description="per day of the 28 (divided by 28)")
+
+
+class CompositeParams(Section):
+    mode: Literal["learned", "fixed"] = Field(
+        description="learned: non-negative weights fitted on the experiment library (the signals stage); "
+        "fixed: the hand-set weights below"
+    )
+    fixed: CompositeWeights
 
 
 class SurrogateParams(Section):
@@ -255,8 +265,11 @@ class LabelParams(Section):
         description="how a session-level outcome is shared by the session's impressions"
     )
     position_decay: float = Field(ge=0, description="for attribution 'position': weight (1+pos)^-decay")
+    min_history_days: int = Field(
+        ge=0, description="discovery and repetition signals need this many logged days before the impression"
+    )
     surrogate: SurrogateParams
-    composite: CompositeWeights
+    composite: CompositeParams
 
     @model_validator(mode="after")
     def _horizons(self) -> "LabelParams":
@@ -265,6 +278,83 @@ class LabelParams(Section):
         if self.active_horizon_days > self.retention_horizon_days:
             raise ValueError("the short (surrogate input) horizon must be <= the retention horizon")
         return self
+
+
+# --------------------------------------------------------------------------- experiments and signals
+
+
+class ArmParams(Section):
+    """One treatment arm of the simulated experiment library: a variant of the logging policy.
+
+    ``kind`` logging: the logging policy with some knobs changed; ctr_model: ranks by a noisy
+    estimate of immediate appeal too (what a click-trained model learns); repeat: favours the
+    listener's own recent tracks and artists; discovery: favours artists the listener has not
+    played recently. Knobs left out (null) keep the logging policy's value.
+    """
+
+    policy_id: int = Field(ge=1, description="the arm's policy_id in the library logs")
+    name: str = Field(description="short name shown in reports")
+    kind: Literal["logging", "ctr_model", "repeat", "discovery"] = Field(description="what kind of variant")
+    strength: float = Field(
+        ge=0, description="ctr_model/repeat/discovery: weight of the arm's own term (0 for logging)"
+    )
+    affinity_weight: float | None = Field(
+        default=None, description="override of logging_policy.affinity_weight"
+    )
+    popularity_weight: float | None = Field(
+        default=None, description="override of logging_policy.popularity_weight"
+    )
+    temperature: float | None = Field(
+        default=None, gt=0, description="override of logging_policy.temperature"
+    )
+    exploration: float | None = Field(
+        default=None, ge=0, lt=1, description="override of logging_policy.exploration"
+    )
+    pool_size: int | None = Field(default=None, gt=0, description="override of logging_policy.pool_size")
+    taste_noise: float | None = Field(
+        default=None, ge=0, description="override of logging_policy.taste_noise"
+    )
+
+
+class ExperimentsParams(Section):
+    seed: int = Field(
+        description="seed of the library's participants and of its A/B days (common to every arm)"
+    )
+    start_day: int = Field(ge=1, description="the simulated library forks the world on this logged day")
+    days: int = Field(gt=0, description="how long each experiment runs (the long-term outcome's horizon)")
+    participants: int = Field(
+        gt=1, description="listeners in the simulated library, the same ones in every arm"
+    )
+    max_arm_users: int = Field(
+        gt=0, description="real logs: at most this many users per arm are read (seeded)"
+    )
+    arms: list[ArmParams] = Field(
+        description="the simulated library's treatment arms (the control is the logging policy)"
+    )
+
+    @model_validator(mode="after")
+    def _distinct_arms(self) -> "ExperimentsParams":
+        ids = [a.policy_id for a in self.arms]
+        if len(set(ids)) != len(ids) or len({a.name for a in self.arms}) != len(ids):
+            raise ValueError("arm policy_ids and names must be distinct")
+        return self
+
+
+class SignalsParams(Section):
+    seed: int = Field(description="seed of the slate samples the guardrail metrics are measured on")
+    signal_days: int = Field(
+        gt=0, description="the first days of each experiment that the short-term signals use"
+    )
+    min_arms: int = Field(
+        gt=2, description="fewer treatment arms than this: no validity, the fixed composite is used"
+    )
+    ridge: list[float] = Field(
+        description="ridge penalties tried by the learned composite (picked by leave-one-out)"
+    )
+    power: float = Field(
+        gt=0, lt=1, description="sensitivity: users per arm for this power at the arms' median effect"
+    )
+    confidence: float = Field(gt=0, lt=1, description="confidence level of the validity intervals")
 
 
 # --------------------------------------------------------------------------- reward model
@@ -312,6 +402,9 @@ class RewardModelParams(Section):
     )
     max_train_examples: int = Field(gt=0, description="training impressions (a seeded subsample)")
     max_test_examples: int = Field(gt=0, description="held-out impressions (whole sessions, seeded)")
+    max_library_examples: int = Field(
+        ge=0, description="training impressions added from the experiment library's arms (0: none)"
+    )
     max_pairs: int = Field(
         gt=0, description="pairwise objective: training pairs (same session, different outcome)"
     )
@@ -383,14 +476,28 @@ class RegisterParams(Section):
     policy_model: str = Field(description="registered model name of the policy")
     reward_model: str = Field(description="registered model name of the reward model")
     min_lift_lower_bound: float = Field(
-        description="gate: lower CI bound of the DR lift over the champion must exceed this"
+        description="gate: lower bound the predicted 28-day active-days effect over the champion must exceed"
     )
     first_min_value_vs_logging: float = Field(
-        description="no champion yet: the first one's DR value minus the logging policy's must exceed this"
+        description="no champion yet: the same lower bound, against the logging policy"
     )
     max_skip_rate: float = Field(gt=0, le=1, description="guardrail: estimated skip rate per slot (SNIPS)")
     min_genre_diversity: float = Field(ge=0, le=1, description="guardrail: distinct genres per slate / k")
     max_kl: float = Field(gt=0, description="guardrail: the RL policy's final KL to its SFT reference")
+    min_catalogue_coverage: float = Field(
+        ge=0,
+        le=1,
+        description="guardrail: share of the catalogue in the challenger's slates for held-out listeners",
+    )
+    min_support: float = Field(
+        ge=0,
+        le=1,
+        description="the prediction must rest on at least this share of the logged slots "
+        "(effective sample size of the challenger's importance weights): below it, it is an extrapolation",
+    )
+    max_artist_concentration: float = Field(
+        ge=0, le=1, description="guardrail: mean share of a slate taken by its most frequent artist"
+    )
 
 
 # --------------------------------------------------------------------------- cluster
@@ -434,6 +541,8 @@ class Params(Section):
     validate_: ValidateParams = Field(alias="validate")
     features: FeaturesParams
     label: LabelParams
+    experiments: ExperimentsParams
+    signals: SignalsParams
     reward_model: RewardModelParams
     sft_policy: SFTParams
     rlhf_policy: RLHFParams
@@ -629,6 +738,8 @@ SECTION_HELP = {
     "validate": "bounds of the Great Expectations checks on the raw logs",
     "features": "feature windows, Feast views and which online store",
     "label": "reward labels: horizons, attribution, the surrogate index and the composite reward",
+    "experiments": "the library of past A/B tests (simulated arms, or the experiments table of real logs)",
+    "signals": "signal scorecard: each short-term signal's validity across experiments; learned composite",
     "reward_model": "the transformer reward model and its held-out split",
     "sft_policy": "the generative recommender trained by imitation",
     "rlhf_policy": "GRPO fine-tuning against the reward model, KL-anchored to SFT",
@@ -644,8 +755,16 @@ def _fields(model: type[BaseModel], prefix: str) -> list[tuple[str, str, str]]:
     for name, f in model.model_fields.items():
         key = f"{prefix}{f.alias or name}"
         ann = f.annotation
+        inner = getattr(ann, "__args__", (None,))[0]
         if isinstance(ann, type) and issubclass(ann, BaseModel):
             rows += _fields(ann, key + ".")
+        elif (
+            getattr(ann, "__origin__", None) is list
+            and isinstance(inner, type)
+            and issubclass(inner, BaseModel)
+        ):
+            rows.append((key, _type_name(ann), f.description or ""))
+            rows += _fields(inner, key + "[].")  # each item's keys
         else:
             rows.append((key, _type_name(ann), f.description or ""))
     return rows
@@ -653,15 +772,19 @@ def _fields(model: type[BaseModel], prefix: str) -> list[tuple[str, str, str]]:
 
 def _type_name(ann: Any) -> str:
     """``int``, ``list[str]``, ``'world' or 'logs'`` (Literal), ``date`` (Annotated)."""
+    import types
     import typing
 
     if typing.get_origin(ann) is Literal:
         return " or ".join(repr(a) for a in typing.get_args(ann))
     if typing.get_origin(ann) is Annotated:
         return _type_name(typing.get_args(ann)[0])
-    if typing.get_origin(ann) is not None:
-        return str(ann).replace("typing.", "")
-    return getattr(ann, "__name__", str(ann))
+    origin, args = typing.get_origin(ann), typing.get_args(ann)
+    if origin is not None and args:
+        if origin in (typing.Union, types.UnionType):
+            return " or ".join(_type_name(a) for a in args)
+        return f"{getattr(origin, '__name__', str(origin))}[{', '.join(_type_name(a) for a in args)}]"
+    return "None" if ann is type(None) else getattr(ann, "__name__", str(ann))
 
 
 def describe(sections: Sequence[str]) -> str:

@@ -48,6 +48,56 @@ def validate(
 
 
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
+def experiments(
+    tracking: dict,
+    source: dict,
+    experiments: dict,
+    raw_logs: Input[Dataset],
+    world: Input[Dataset],
+    library: Output[Dataset],
+    metrics: Output[Metrics],
+):
+    """The experiment library: the world's past A/B tests, or the arms of the logs' experiments table."""
+    from pipelines import runtime
+
+    runtime.experiments(
+        {"tracking": tracking, "source": source, "experiments": experiments},
+        raw_logs.path,
+        world.path,
+        library.path,
+        metrics,
+    )
+
+
+@dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
+def signals(
+    tracking: dict,
+    signals: dict,
+    label: dict,
+    raw_logs: Input[Dataset],
+    labels: Input[Dataset],
+    library: Input[Dataset],
+    scorecard: Output[Dataset],
+    report: Output[HTML],
+    summary: Output[Markdown],
+    metrics: Output[Metrics],
+):
+    """The signal scorecard and the learned composite."""
+    from pipelines import runtime
+
+    runtime.signals(
+        {"tracking": tracking, "signals": signals, "label": label},
+        raw_logs.path,
+        labels.path,
+        library.path,
+        scorecard.path,
+        report.path,
+        summary.path,
+        metrics,
+    )
+
+
+@dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
 def features(
     tracking: dict,
     features: dict,
@@ -80,6 +130,8 @@ def reward_model(
     raw_logs: Input[Dataset],
     feature_store: Input[Dataset],
     labels: Input[Dataset],
+    scorecard: Input[Dataset],
+    library: Input[Dataset],
     model: Output[Model],
     metrics: Output[Metrics],
 ):
@@ -92,6 +144,8 @@ def reward_model(
         raw_logs.path,
         feature_store.path,
         labels.path,
+        scorecard.path,
+        library.path,
         model.path,
         metrics,
     )
@@ -161,6 +215,8 @@ def evaluate(
     raw_logs: Input[Dataset],
     feature_store: Input[Dataset],
     labels: Input[Dataset],
+    scorecard: Input[Dataset],
+    library: Input[Dataset],
     world: Input[Dataset],
     reward: Input[Model],
     sft: Input[Model],
@@ -192,6 +248,8 @@ def evaluate(
         raw_logs.path,
         feature_store.path,
         labels.path,
+        scorecard.path,
+        library.path,
         world.path,
         reward.path,
         sft.path,
@@ -214,6 +272,8 @@ def register(
     validate: dict,
     features: dict,
     label: dict,
+    experiments: dict,
+    signals: dict,
     reward_model: dict,
     sft_policy: dict,
     rlhf_policy: dict,
@@ -238,6 +298,8 @@ def register(
         "validate": validate,
         "features": features,
         "label": label,
+        "experiments": experiments,
+        "signals": signals,
         "reward_model": reward_model,
         "sft_policy": sft_policy,
         "rlhf_policy": rlhf_policy,

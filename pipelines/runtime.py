@@ -77,6 +77,50 @@ def validate(sections: dict, raw_dir: str, report_path: str, metrics_artifact: A
     _report(metrics_artifact, m)
 
 
+def experiments(sections: dict, raw_dir: str, world_dir: str, out_dir: str, metrics_artifact: Any) -> None:
+    """The experiment library (simulated arms, or the logs' experiments table)."""
+    from components.experiments import SECTIONS
+    from components.experiments.core import run
+
+    m = execute(
+        "experiments",
+        SECTIONS,
+        _params(sections, SECTIONS, "experiments"),
+        lambda q: run(q, Path(raw_dir), Path(world_dir), Path(out_dir), progress=False),
+    )
+    _report(metrics_artifact, m)
+
+
+def signals(
+    sections: dict,
+    raw_dir: str,
+    labels_dir: str,
+    library_dir: str,
+    out_dir: str,
+    report_html: str,
+    summary_md: str,
+    metrics_artifact: Any,
+) -> None:
+    """The signal scorecard; its page and summary become the task's HTML and Markdown artifacts."""
+    import shutil
+    import tempfile
+
+    from components.signals import SECTIONS
+    from components.signals.core import run
+
+    with tempfile.TemporaryDirectory() as tmp:
+        page = Path(tmp) / "signals.html"
+        m = execute(
+            "signals",
+            SECTIONS,
+            _params(sections, SECTIONS, "signals"),
+            lambda q: run(q, Path(raw_dir), Path(labels_dir), Path(library_dir), Path(out_dir), page, False),
+        )
+        shutil.copy(page, report_html)
+        shutil.copy(page.with_suffix(".md"), summary_md)
+    _report(metrics_artifact, m)
+
+
 def features(sections: dict, raw_dir: str, out_dir: str, metrics_artifact: Any) -> None:
     """Feature sources, Feast apply + materialise, and the point-in-time training frame."""
     from components.features import SECTIONS
@@ -147,6 +191,8 @@ def reward_model(
     raw_dir: str,
     features_dir: str,
     labels_dir: str,
+    signals_dir: str,
+    library_dir: str,
     model_dir: str,
     metrics_artifact: Any,
 ) -> None:
@@ -166,6 +212,10 @@ def reward_model(
             features_dir,
             "--labels-dir",
             labels_dir,
+            "--signals-dir",
+            signals_dir,
+            "--experiments-dir",
+            library_dir,
             "--out-dir",
             model_dir,
         ],
@@ -245,6 +295,8 @@ def evaluate(
     raw_dir: str,
     features_dir: str,
     labels_dir: str,
+    signals_dir: str,
+    library_dir: str,
     world_dir: str,
     reward_dir: str,
     sft_dir: str,
@@ -278,6 +330,8 @@ def evaluate(
             policies,
             Path(evaluation_dir),
             progress=False,
+            signals_dir=Path(signals_dir),
+            experiments_dir=Path(library_dir),
         ),
     )
     shutil.copy(Path(evaluation_dir) / "evaluation.html", report_html)

@@ -17,8 +17,9 @@ from pipelines.scheduling import on_cpu, on_gpu, with_cluster_feast
 
 @dsl.pipeline(
     name="encore-training",
-    description="Encore: simulate/ingest -> validate -> features, labels -> reward models (mid-term, click), "
-    "SFT -> RLHF (mid-term, click) -> evaluate (gate: promote?) -> register (champion only if promote).",
+    description="Encore: simulate/ingest -> validate -> experiments, features, labels -> signals (scorecard, "
+    "learned composite) -> reward models (mid-term, click), SFT -> RLHF (mid-term, click) -> evaluate "
+    "(gate on the predicted effect: promote?) -> register (champion only if promote).",
 )
 def training(
     source: dict,
@@ -28,6 +29,8 @@ def training(
     validate: dict,
     features: dict,
     label: dict,
+    experiments: dict,
+    signals: dict,
     reward_model: dict,
     sft_policy: dict,
     rlhf_policy: dict,
@@ -52,6 +55,23 @@ def training(
     )  # materialisation writes the online store: never skip it
     store = feats.outputs["feature_store"]
     lab = on_cpu(ops.label(tracking=tracking, label=label, raw_logs=raw).set_display_name("label")).after(val)
+    exp = on_cpu(
+        ops.experiments(tracking=tracking, source=source, experiments=experiments, raw_logs=raw, world=world)
+        .set_display_name("experiments")
+        .after(val)
+    )
+    library = exp.outputs["library"]
+    sig = on_cpu(
+        ops.signals(
+            tracking=tracking,
+            signals=signals,
+            label=label,
+            raw_logs=raw,
+            labels=lab.outputs["labels"],
+            library=library,
+        ).set_display_name("signals")
+    )
+    scorecard = sig.outputs["scorecard"]
     sft = on_gpu(
         ops.sft_policy(
             tracking=tracking, sft_policy=sft_policy, raw_logs=raw, feature_store=store
@@ -69,6 +89,8 @@ def training(
                 raw_logs=raw,
                 feature_store=store,
                 labels=lab.outputs["labels"],
+                scorecard=scorecard,
+                library=library,
             ).set_display_name(f"reward_model{suffix}"),
             gpu,
         )
@@ -99,6 +121,8 @@ def training(
             raw_logs=raw,
             feature_store=store,
             labels=lab.outputs["labels"],
+            scorecard=scorecard,
+            library=library,
             world=world,
             reward=rms["midterm"].outputs["model"],
             sft=sft.outputs["model"],
@@ -116,6 +140,8 @@ def training(
         validate=validate,
         features=features,
         label=label,
+        experiments=experiments,
+        signals=signals,
         reward_model=reward_model,
         sft_policy=sft_policy,
         rlhf_policy=rlhf_policy,

@@ -25,6 +25,10 @@ TINY = {
     "simulate.catalogue.n_artists": 60,
     "simulate.catalogue.n_tracks": 300,
     "simulate.logging_policy.pool_size": 50,
+    # the library: arms fork the tiny world on day 7 and run to its end, with most of its listeners
+    "experiments.start_day": 7,
+    "experiments.participants": 300,
+    "label.min_history_days": 7,
 }
 
 
@@ -75,10 +79,40 @@ def tiny_labels(tmp_path_factory, tiny_raw, params) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def tiny_experiments(tmp_path_factory, tiny_logs, params) -> Path:
+    """The experiment library of the tiny world (every arm of params.yaml, the tiny listeners)."""
+    from components.experiments.core import run
+
+    raw, world = tiny_logs
+    out = tmp_path_factory.mktemp("tiny_experiments") / "experiments"
+    run(params, raw, world, out, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_signals(tmp_path_factory, tiny_raw, tiny_labels, tiny_experiments, params) -> Path:
+    """The signals stage's output for the tiny world (scorecard, weights, library labels)."""
+    from components.signals.core import run
+
+    root = tmp_path_factory.mktemp("tiny_signals")
+    run(
+        params,
+        tiny_raw,
+        tiny_labels,
+        tiny_experiments,
+        root / "signals",
+        root / "signals.html",
+        progress=False,
+    )
+    return root / "signals"
+
+
 # Reward-model sizes for tests: big enough for every code path, small enough for seconds.
 TINY_REWARD = {
     "reward_model.max_train_examples": 6000,
     "reward_model.max_test_examples": 3000,
+    "reward_model.max_library_examples": 1500,
     "reward_model.max_pairs": 4000,
     "reward_model.train.eval_every": 5,
     "reward_model.train.batch_size": 128,
@@ -86,13 +120,25 @@ TINY_REWARD = {
 
 
 @pytest.fixture(scope="session")
-def tiny_reward_model(tmp_path_factory, tiny_raw, tiny_features, tiny_labels) -> tuple[Path, dict]:
-    """A mid-term reward model trained on the tiny world: (model dir, metrics)."""
+def tiny_reward_model(
+    tmp_path_factory, tiny_raw, tiny_features, tiny_labels, tiny_signals, tiny_experiments
+) -> tuple[Path, dict]:
+    """A mid-term reward model trained on the tiny world (and its library): (model dir, metrics)."""
     from components.reward_model.core import run
 
     out = tmp_path_factory.mktemp("tiny_reward") / "reward"
     params = tiny_params(**{k.replace(".", "__"): v for k, v in TINY_REWARD.items()})
-    metrics = run(params, tiny_raw, tiny_features, tiny_labels, out, "midterm", progress=False)
+    metrics = run(
+        params,
+        tiny_raw,
+        tiny_features,
+        tiny_labels,
+        out,
+        "midterm",
+        progress=False,
+        signals_dir=tiny_signals,
+        experiments_dir=tiny_experiments,
+    )
     return out, metrics
 
 

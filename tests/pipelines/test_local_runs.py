@@ -37,8 +37,10 @@ def test_kfp_local_run_covers_the_dag(tmp_path, monkeypatch):
     assert list(root.rglob("labels/labels.parquet"))
     gate = json.loads(next(root.rglob("evaluation/gate.json")).read_text())
     assert gate["gate"] in ("promote", "hold") and gate["reasons"]
-    summaries = [p for p in root.rglob("summary") if p.is_file()]
-    assert summaries and "Encore evaluation summary" in summaries[0].read_text()
+    summaries = [p.read_text() for p in root.rglob("summary") if p.is_file()]
+    assert any("Encore evaluation summary" in s for s in summaries)
+    assert any("Encore signal scorecard" in s for s in summaries)
+    assert list(root.rglob("scorecard/weights.json")) and list(root.rglob("library/manifest.json"))
     assert any("Simulated A/B test" in p.read_text() for p in root.rglob("report") if p.is_file())
     metrics = [json.loads(p.read_text()) for p in root.rglob("executor_output.json")]
     assert metrics, "tasks must report outputs"
@@ -50,6 +52,9 @@ def test_kfp_local_run_covers_the_dag(tmp_path, monkeypatch):
     )
     version = client.get_model_version_by_alias("encore-policy", "challenger")
     assert version.tags["encore.pipeline_run_id"] not in ("", "dvc-local")
+    # the gate's typed output reached the one register task: the champion moved exactly when it said promote
+    champions = [v for v in client.search_model_versions("name='encore-policy'") if "champion" in v.aliases]
+    assert bool(champions) == gate["promote"] and version.tags["encore.gate"] == gate["gate"]
 
 
 def _workspace(tmp_path: Path) -> Path:
@@ -105,8 +110,10 @@ def test_dvc_repro_runs_the_dag_then_is_a_no_op(tmp_path):
     for stage in (
         "simulate",
         "validate",
+        "experiments",
         "features",
         "label",
+        "signals",
         "reward_model",
         "reward_model_click",
         "sft_policy",
@@ -119,6 +126,12 @@ def test_dvc_repro_runs_the_dag_then_is_a_no_op(tmp_path):
     assert (ws / "reports" / "validation.html").exists()
     assert (ws / "data" / "features" / "train_frame.parquet").exists()
     assert json.loads((ws / "metrics" / "label.json").read_text())["label/impressions"] > 0
+    assert "Scorecard" in (ws / "reports" / "signals.html").read_text()
+    weights = json.loads((ws / "data" / "signals" / "weights.json").read_text())
+    assert (
+        weights["active"]["columns"]
+        and json.loads((ws / "metrics" / "experiments.json").read_text())["experiments/arms"] > 4
+    )
     assert "Off-policy estimates" in (ws / "reports" / "evaluation" / "evaluation.html").read_text()
     record = json.loads((ws / "metrics" / "register.json").read_text())
     assert record["registered"] and record["gate"] in ("promote", "hold")

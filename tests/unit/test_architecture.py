@@ -21,6 +21,10 @@ TRUTH_READERS = {
     "components.raw_logs.core": "dispatches to simulate",
     "components.raw_logs.__main__": "the CLI of the stage that runs the world",
     "components.evaluate.simulated_ab": "the A/B test against the truth",
+    "components.evaluate.truth": "labels the A/B arms' logs, checks the gate against the truth",
+    "components.experiments.simulated": "runs the world's past A/B tests (its arms never read the truth)",
+    "components.experiments.core": "dispatches to the simulated library",
+    "components.experiments.__main__": "the CLI of the experiment library",
     "components.evaluate.core": "orchestrates evaluation, the truth part included",
     "components.evaluate.__main__": "the CLI of evaluation",
 }
