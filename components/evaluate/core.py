@@ -121,7 +121,7 @@ def run(
     if has_truth(world_dir):
         extra = {"champion": _served(champion_dir, lookup, params)} if champion_dir is not None else {}
         truth = simulated_truth(
-            params, world_dir, labels_dir, policy_dirs, lookup, weights, tracks, extra, progress
+            params, world_dir, raw_dir, labels_dir, policy_dirs, lookup, weights, tracks, extra, progress
         )
         decision["verdict"] = verdict(decision, truth)
         decision["miscalibrated"] = miscalibrated(decision, truth["oracle_guardrails"])

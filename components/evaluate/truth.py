@@ -6,7 +6,7 @@ The only evaluation code that reads the world (``tests/unit/test_architecture.py
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -19,13 +19,13 @@ from components.featurestore.lookup import FeatureLookup
 from components.params import Params
 from components.registry.gate import SLATE_GUARDRAILS
 from components.reward.composite import with_reward
-
-AB_START = datetime(2000, 1, 1, tzinfo=timezone.utc)  # A/B logs count time from the test's start
+from components.world import ABResult
 
 
 def simulated_truth(
     params: Params,
     world_dir: Path,
+    raw_dir: Path,
     labels_dir: Path,
     policy_dirs: dict[str, Path],
     lookup: FeatureLookup,
@@ -71,7 +71,7 @@ def simulated_truth(
     }
     true_value, oracle_slates = {}, None
     for arm in policies:
-        labels = label_ab_logs(result.impressions[arm], result.plays[arm], tracks, params, labels_dir)
+        labels = label_ab_logs(result, arm, raw_dir, tracks, params, labels_dir)
         true_value[arm] = float(with_reward(labels, weights)["reward"].drop_nulls().mean())
         if arm == "long_term_oracle":
             oracle_slates = (
@@ -91,23 +91,40 @@ def simulated_truth(
 
 
 def label_ab_logs(
-    imp: pl.DataFrame, plays: pl.DataFrame, tracks: pl.DataFrame, params: Params, labels_dir: Path
+    result: ABResult, arm: str, raw_dir: Path, tracks: pl.DataFrame, params: Params, labels_dir: Path
 ) -> pl.DataFrame:
-    """An A/B arm's logs labelled exactly as the training logs were (same code, same surrogate)."""
-    from components.reward.labels import label_with
+    """An A/B arm's logs labelled exactly as the training logs were (same code, same surrogate),
+    on the log's clock: the test resumes the world where the log ends, so the participants' logged
+    history is theirs, and the labels that look back (repetition, discovery) read it."""
+    from components.logs import window
+    from components.reward.labels import PLAY_COLUMNS, History, label_with
+
+    log_start, _ = window(raw_dir)
+    start = log_start + timedelta(days=result.start_day)
+    imp, plays = result.impressions[arm], result.plays[arm]
 
     def ts(df: pl.DataFrame) -> pl.Expr:
-        return pl.lit(AB_START) + pl.duration(microseconds=(pl.col("seconds") * 1e6).cast(pl.Int64))
+        return pl.lit(start) + pl.duration(microseconds=(pl.col("seconds") * 1e6).cast(pl.Int64))
 
+    users = imp["user_id"].unique().implode()
+    before = pl.col("user_id").is_in(users) & (pl.col("ts") < start)
+    history = History(
+        start=log_start,
+        impressions=pl.from_arrow(
+            contract.read(raw_dir, "impressions", ["user_id", "track_id", "ts"])
+        ).filter(before),
+        plays=pl.from_arrow(contract.read(raw_dir, "plays", PLAY_COLUMNS)).filter(before),
+    )
     sources = pl.Series(list(contract.PLAY_SOURCES))
     return label_with(
         imp.with_row_index("event_id").with_columns(ts=ts(imp), session_id=pl.col("session")),
         plays.with_columns(ts=ts(plays), source=sources.gather(plays["source"].cast(pl.UInt32))),
         tracks,
-        AB_START,
+        start,
         params.ab.horizon_days,
         params.label,
         labels_dir,
+        history,
     )
 
 

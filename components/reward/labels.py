@@ -24,6 +24,8 @@ the signals stage, and :mod:`components.reward.composite` applies them.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import joblib
@@ -54,6 +56,17 @@ IMPRESSION_COLUMNS = [
 PLAY_COLUMNS = ["user_id", "ts", "artist_id", "source"]
 TRACK_COLUMNS = ["track_id", "duration_ms"]
 DAY = 86_400_000_000  # microseconds
+
+
+@dataclass(frozen=True)
+class History:
+    """What the same listeners did before the labelled window, from ``start`` on: their
+    impressions (``user_id, track_id, ts``) and plays (``PLAY_COLUMNS``). Labels that look back
+    (repetition, discovery) read it; no label is computed for it."""
+
+    start: datetime
+    impressions: pl.DataFrame
+    plays: pl.DataFrame
 
 
 def horizons(lp: LabelParams) -> Horizons:
@@ -111,7 +124,12 @@ CREDITED = ("active_days_7d", "retained_28d", "retained_7d", "self_plays_7d", "s
 
 
 def history_signals(
-    imp: pl.DataFrame, plays: pl.DataFrame, tracks: pl.DataFrame, window_start, lp: LabelParams
+    imp: pl.DataFrame,
+    plays: pl.DataFrame,
+    tracks: pl.DataFrame,
+    window_start,
+    lp: LabelParams,
+    before: History | None = None,
 ) -> pl.DataFrame:
     """Signals known when (or just after) the slate is shown, per impression (``event_id``).
 
@@ -120,7 +138,8 @@ def history_signals(
     - ``served_repeat_7d``: this listener was shown this track in the 7 days before;
     - ``discovery``: streamed, and the listener had never played the artist before.
     The last two need history: null for impressions in the first ``label.min_history_days``
-    days of the log (what came before the log is unknown).
+    days of what is known — the log, or ``before`` (the same listeners' impressions and plays
+    before ``window_start``, e.g. the logs that precede a simulated A/B test) and the log.
     """
     k = pl.len().over("session_id")
     frame = imp.join(tracks.select(TRACK_COLUMNS), on="track_id", how="left").with_columns(
@@ -129,16 +148,26 @@ def history_signals(
             (pl.len().over("session_id", "artist_id") - 1) / (k - 1).clip(1, None)
         ).cast(pl.Float64),
     )
+    served = imp.select("event_id", "user_id", "track_id", "ts")
+    if before is not None:
+        earlier = before.impressions.with_columns(event_id=None).select(served.columns)
+        served = pl.concat([earlier.cast(served.schema), served])
+        plays = pl.concat([before.plays.select(plays.columns).cast(plays.schema), plays])
     prev = pl.col("ts").shift(1).over("user_id", "track_id", order_by="ts")
-    frame = frame.with_columns(
-        served_repeat_7d=(pl.col("ts") - prev).dt.total_microseconds().is_between(1, 7 * DAY).fill_null(False)
-    )
+    repeat = served.select(
+        "event_id",
+        served_repeat_7d=(pl.col("ts") - prev)
+        .dt.total_microseconds()
+        .is_between(1, 7 * DAY)
+        .fill_null(False),
+    ).drop_nulls("event_id")
+    frame = frame.join(repeat, on="event_id", how="left", maintain_order="left")
     first = plays.group_by("user_id", "artist_id").agg(first_play=pl.col("ts").min())
     frame = frame.join(first, on=["user_id", "artist_id"], how="left").with_columns(
         discovery=pl.col("streamed")
         & (pl.col("first_play").is_null() | (pl.col("first_play") >= pl.col("ts")))
     )
-    start = pl.Series([window_start]).cast(imp.schema["ts"])[0]
+    start = pl.Series([window_start if before is None else before.start]).cast(imp.schema["ts"])[0]
     known = pl.col("ts") >= pl.lit(start) + pl.duration(days=lp.min_history_days)
     return frame.select(
         "event_id",
@@ -157,13 +186,14 @@ def label_logs(
     n_days: int,
     lp: LabelParams,
     surrogate=None,
+    before: History | None = None,
 ) -> pl.DataFrame:
     """Every label of :mod:`components.reward.candidates` for the impressions in ``imp``
     (``IMPRESSION_COLUMNS``), from every play in ``plays`` (``PLAY_COLUMNS``); the surrogate
-    index's columns too when a fitted one is given."""
+    index's columns too when a fitted one is given. ``before``: see :func:`history_signals`."""
     frame = compute_labels(imp, plays, window_start, n_days, lp)
     frame = frame.join(
-        history_signals(imp, plays, tracks, window_start, lp),
+        history_signals(imp, plays, tracks, window_start, lp, before),
         on="event_id",
         how="left",
         maintain_order="left",
@@ -211,9 +241,9 @@ def label_with(
     n_days: int,
     lp: LabelParams,
     labels_dir: Path,
+    before: History | None = None,
 ) -> pl.DataFrame:
     """Label other logs (e.g. a simulated A/B arm's) exactly as the label stage did, reusing its
     fitted surrogate index: every signal, and so the composite, means the same thing in both."""
-    return label_logs(
-        imp, plays, tracks, window_start, n_days, lp, joblib.load(Path(labels_dir) / SURROGATE_FILE)
-    )
+    surrogate = joblib.load(Path(labels_dir) / SURROGATE_FILE)
+    return label_logs(imp, plays, tracks, window_start, n_days, lp, surrogate, before)

@@ -65,6 +65,7 @@ class ABResult:
     # start of the test and times in seconds since then — enough to label the arm's own logs
     impressions: dict[str, pl.DataFrame] | None = None
     plays: dict[str, pl.DataFrame] | None = None
+    start_day: int = 0  # the day of the world the test started on (the end of its log)
 
     def lift(self, control: str, treatment: str, metric: str = "active_days") -> Lift:
         a = self.outcomes[control][metric].to_numpy().astype(np.float64)
@@ -188,6 +189,7 @@ def run_ab(
         confidence=confidence,
         impressions=impressions if record else None,
         plays=plays if record else None,
+        start_day=start_day,
     )
 
 

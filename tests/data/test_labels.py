@@ -166,3 +166,45 @@ def test_history_signals_on_a_handmade_log():
     early = history_signals(imp.with_columns(ts=pl.col("ts") - timedelta(days=15)), plays, tracks, t0, lp)
     assert early.sort("event_id")["discovery"].is_null().to_list() == [True, True, True, True, False, True]
     assert early["served_repeat_7d"].null_count() == 5
+
+
+def test_history_before_the_window_counts_for_repetition_and_discovery():
+    """An A/B test resumes where the log ends: its first impressions are judged by the
+    listeners' logged past (given as ``before``), not left unknown."""
+    from datetime import datetime, timedelta, timezone
+
+    from components.reward.labels import History, history_signals
+
+    t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    test_start = t0 + timedelta(days=30)
+    at = lambda d: test_start + timedelta(days=d, hours=12)  # noqa: E731
+    imp = pl.DataFrame(
+        {
+            "event_id": [0, 1, 2],  # ids of the test's own logs: they may repeat the history's ids
+            "user_id": [7, 7, 8],
+            "ts": [at(0), at(1), at(0)],
+            "session_id": [0, 1, 2],
+            "track_id": [10, 11, 12],
+            "artist_id": [1, 2, 3],
+            "streamed": [True, True, True],
+            "ms_played": [1_000, 1_000, 1_000],
+        }
+    )
+    plays = pl.DataFrame({"user_id": [7], "ts": [at(1)], "artist_id": [2]})
+    tracks = pl.DataFrame({"track_id": [10, 11, 12], "duration_ms": [2_000, 2_000, 2_000]})
+    before = History(
+        start=t0,
+        # user 7 was shown track 10 three days before the test; user 8 track 12 nine days before
+        impressions=pl.DataFrame(
+            {"user_id": [7, 8], "track_id": [10, 12], "ts": [at(-3), at(-9)], "event_id": [0, 1]}
+        ),
+        # user 7 has played artist 1 before; artist 2 and user 8's artist 3 are new
+        plays=pl.DataFrame({"user_id": [7], "ts": [at(-20)], "artist_id": [1]}),
+    )
+    lp = tiny_params(label__min_history_days=14).label
+    out = history_signals(imp, plays, tracks, test_start, lp, before).sort("event_id")
+    assert out["served_repeat_7d"].to_list() == [True, False, False]
+    assert out["discovery"].to_list() == [False, True, True]
+    # without the history, the test's first 14 days have nothing to judge by
+    alone = history_signals(imp, plays, tracks, test_start, lp)
+    assert alone["discovery"].null_count() == 3 and alone["served_repeat_7d"].null_count() == 3

@@ -67,9 +67,7 @@ def test_the_gate_holds_a_harmful_policy_that_beats_logging_per_slot(
     fixed = fixed_weights(params.label.composite.fixed, params.label)
     per_slot = {
         arm: float(
-            with_reward(
-                label_ab_logs(result.impressions[arm], result.plays[arm], tracks, params, tiny_labels), fixed
-            )["reward"]
+            with_reward(label_ab_logs(result, arm, raw, tracks, params, tiny_labels), fixed)["reward"]
             .drop_nulls()
             .mean()
         )
