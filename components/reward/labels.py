@@ -152,7 +152,8 @@ def history_signals(
     if before is not None:
         earlier = before.impressions.with_columns(event_id=None).select(served.columns)
         served = pl.concat([earlier.cast(served.schema), served])
-        plays = pl.concat([before.plays.select(plays.columns).cast(plays.schema), plays])
+        cols = ["user_id", "artist_id", "ts"]
+        plays = pl.concat([before.plays.select(cols).cast(plays.select(cols).schema), plays.select(cols)])
     prev = pl.col("ts").shift(1).over("user_id", "track_id", order_by="ts")
     repeat = served.select(
         "event_id",

@@ -190,7 +190,8 @@ def test_history_before_the_window_counts_for_repetition_and_discovery():
             "ms_played": [1_000, 1_000, 1_000],
         }
     )
-    plays = pl.DataFrame({"user_id": [7], "ts": [at(1)], "artist_id": [2]})
+    # an A/B arm's plays carry more columns than the log's (times in seconds since its start)
+    plays = pl.DataFrame({"user_id": [7], "ts": [at(1)], "artist_id": [2], "seconds": [129_600.0]})
     tracks = pl.DataFrame({"track_id": [10, 11, 12], "duration_ms": [2_000, 2_000, 2_000]})
     before = History(
         start=t0,
