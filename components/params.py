@@ -491,9 +491,8 @@ class RegisterParams(Section):
     )
     min_support: float = Field(
         ge=0,
-        le=1,
-        description="the prediction must rest on at least this share of the logged slots "
-        "(effective sample size of the challenger's importance weights): below it, it is an extrapolation",
+        description="the challenger's effective sample of the logged slots (its importance weights) must "
+        "be at least this share of the imitation policy's: below it, the prediction is an extrapolation",
     )
     max_artist_concentration: float = Field(
         ge=0, le=1, description="guardrail: mean share of a slate taken by its most frequent artist"

@@ -110,6 +110,7 @@ def run(
         kl,
         calibration,
         tracks,
+        numbers["sft"]["pi"],
     ).as_dict()
     plan = _plan(decision, calibration, ep.power, ab.horizon_days)
     rm_validity = reward_model_validity(

@@ -63,6 +63,13 @@ def slate_guardrails(slates: np.ndarray, skip_rate: float, tracks: pl.DataFrame)
     }
 
 
+def effective_share(pi: np.ndarray, mu: np.ndarray, max_weight: float) -> float:
+    """Kish effective sample size of ``pi``'s (clipped, per-slot) importance weights on the logged
+    slots, as a share of the slots: how much of the log an estimate for ``pi`` rests on."""
+    w = np.minimum(ope.slot_weights(pi, mu, "iips"), max_weight).ravel()
+    return float(w.sum() ** 2 / max((w**2).sum(), 1e-12) / max(w.size, 1))
+
+
 def gate_decision(
     params: Params,
     logged: LoggedSlates,
@@ -73,10 +80,17 @@ def gate_decision(
     kl: float,
     calibration: Calibration,
     tracks: pl.DataFrame,
+    reference_pi: np.ndarray,
 ) -> Decision:
     """Challenger vs ``baseline`` = (name, pi, q_pi): paired DR lift of the composite on the same
     logged slates (``q``: the reward model's value of the logged items), read as a predicted
-    effect on active days, and the guardrails."""
+    effect on active days, and the guardrails.
+
+    Support is the challenger's effective sample size relative to ``reference_pi``'s — the
+    imitation (SFT) policy, the learned policy closest to the logs, which RL is anchored to. An
+    absolute share of the logged slots would measure how thinly the logging policy spreads its
+    propensities over the catalogue, not how far the challenger left the logs: in the default
+    run the imitation policy itself keeps only 0.7 % of them."""
     ep = params.evaluate
     r, mu = logged.matrix("reward"), logged.matrix("propensity")
     name, pi_a, qpi_a = baseline
@@ -84,8 +98,9 @@ def gate_decision(
         r, pi_a, challenger["pi"], mu, q, qpi_a, challenger["q_pi"], ep.max_weight, ep.n_bootstrap, ep.seed
     )
     predicted, unit = predicted_effect(lift, calibration.days_per_unit, calibration.loo_rmse)
-    w = np.minimum(ope.slot_weights(challenger["pi"], mu, "iips"), ep.max_weight).ravel()
-    support = float(w.sum() ** 2 / max((w**2).sum(), 1e-12) / max(w.size, 1))
+    support = effective_share(challenger["pi"], mu, ep.max_weight) / max(
+        effective_share(reference_pi, mu, ep.max_weight), 1e-12
+    )
     proxy = {
         "lift_per_slot": lift[0],
         "low": lift[1],

@@ -91,7 +91,8 @@ def decide(
 ) -> Decision:
     """Apply the gate. ``slate``: the challenger's guardrail values; ``validity``: each guardrail's
     oriented Pearson with the active-days effect across the library's arms (None: no library);
-    ``support``: the effective share of logged slots the prediction rests on."""
+    ``support``: the challenger's effective sample on the logged slots relative to the imitation
+    policy's (see :func:`components.evaluate.gating.gate_decision`)."""
     floor = rp.min_lift_lower_bound if baseline == "champion" else rp.first_min_value_vs_logging
     est, low, high = predicted
     checks = {
@@ -109,8 +110,8 @@ def decide(
         "limit": rp.min_support,
         "ok": support >= rp.min_support,
         "enforced": True,
-        "why": f"the prediction rests on {support:.2%} of the logged slots (effective sample size of the "
-        f"challenger's importance weights), must be >= {rp.min_support:.2%}: less is an extrapolation of the "
+        "why": f"the challenger's importance weights keep {support:.0%} of the imitation policy's effective "
+        f"sample of the logged slots, must be >= {rp.min_support:.0%}: less is an extrapolation of the "
         "reward model RL optimised against",
     }
     for name, (param, kind, meaning) in SLATE_GUARDRAILS.items():

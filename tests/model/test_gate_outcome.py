@@ -87,8 +87,10 @@ def test_the_gate_holds_a_harmful_policy_that_beats_logging_per_slot(
     own = np.tile(harmful.tracks, (logged.n, 1))
     numbers = numbers_from_slates(logged, own, deterministic_pi(logged, own), reward)
     skip = snips_skip_rate(logged, numbers["pi"], mu, params)
+    calibration = Calibration.read(tiny_signals)
+    # support relative to the logging policy itself: the log's own neighbourhood
     decision = gate_decision(
-        params, logged, q, numbers, ("logging", mu, q), skip, 0.0, Calibration.read(tiny_signals), tracks
+        params, logged, q, numbers, ("logging", mu, q), skip, 0.0, calibration, tracks, mu
     )
     assert not decision.promote, decision.reasons
     failed = [r for r in decision.reasons if r.startswith("FAIL")]

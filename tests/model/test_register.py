@@ -43,6 +43,11 @@ def test_gate_passes_only_with_a_positive_lower_bound_and_all_guardrails():
         assert not d.promote and any(r.startswith("FAIL") and failing in r for r in d.reasons), failing
     too_far = decide(rp, (0.5, 0.1, 0.9), unit, "champion", GOOD_SLATES, None, kl=99.0)
     assert not too_far.promote and any(r.startswith("FAIL KL") for r in too_far.reasons)
+    off_log = decide(
+        rp, (0.5, 0.1, 0.9), unit, "champion", GOOD_SLATES, None, 1.0, support=0.5 * rp.min_support
+    )
+    failed = [r for r in off_log.reasons if r.startswith("FAIL")]
+    assert not off_log.promote and len(failed) == 1 and "imitation policy's effective sample" in failed[0]
 
 
 def test_a_guardrail_the_library_does_not_validate_is_reported_not_enforced():
