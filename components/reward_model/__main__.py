@@ -77,7 +77,15 @@ def main(
             SECTIONS,
             params,
             lambda p: run(
-                p, raw_dir, features_dir, labels_dir, out_dir, variant, progress, signals_dir, experiments_dir
+                p,
+                raw_dir,
+                features_dir,
+                labels_dir,
+                out_dir,
+                variant,
+                progress,
+                signals_dir=signals_dir,
+                experiments_dir=experiments_dir,
             ),
             metrics_path,
             seed_of=lambda p: p.reward_model.seed,

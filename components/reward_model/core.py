@@ -44,8 +44,9 @@ def run(
     out_dir: Path,
     variant: Variant = "midterm",
     progress: bool = True,
-    signals_dir: Path = Path("data/signals"),
-    experiments_dir: Path = Path("data/experiments"),
+    *,
+    signals_dir: Path,
+    experiments_dir: Path,
 ) -> dict[str, float]:
     rp = params.reward_model
     target = getattr(rp.targets, variant)

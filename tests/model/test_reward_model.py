@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import polars as pl
 import pytest
 
 from components import contract
 from components.featurestore.lookup import FeatureLookup
+from components.reward.composite import WEIGHTS_FILE
 from components.reward.model import EXAMPLE_FILE as EXAMPLE
 from components.reward.model import RewardModel
 from components.reward.tokens import DERIVED
@@ -78,46 +81,80 @@ def test_score_api_for_slates(tiny_reward_model, tiny_raw, tiny_features, params
         RewardModel.load(out).score(users, slates)
 
 
-def test_it_learns_a_rule_it_is_taught(tmp_path, tiny_raw, tiny_features, tiny_labels):
-    """Directional: if reward = 'the candidate is in the listener's recent history', the model
-    must rank such candidates first on held-out users."""
+def test_it_learns_a_rule_it_is_taught(tmp_path, tiny_raw, tiny_features, tiny_labels, tiny_experiments):
+    """Directional: if the composite is 'the candidate is in the listener's recent history', the
+    model must rank such candidates first on held-out users. The rule is taught the way the
+    pipeline sets any composite: as a label column and the signals stage's ``weights.json``."""
     labels = pl.read_parquet(tiny_labels / "labels.parquet")
     frame = pl.read_parquet(
         tiny_features / "train_frame.parquet", columns=["event_id", "track_id", "recent_tracks"]
     )
     rule = frame.select(
-        "event_id", in_hist=pl.col("recent_tracks").list.contains(pl.col("track_id")).fill_null(False)
-    )
-    taught = (
-        labels.join(rule, on="event_id")
-        .with_columns(reward=pl.col("in_hist").cast(pl.Float64) * 2.0 + 0.1)
-        .drop("in_hist")
+        "event_id",
+        taught=pl.col("recent_tracks").list.contains(pl.col("track_id")).fill_null(False).cast(pl.Float64),
     )
     (tmp_path / "labels").mkdir()
-    taught.write_parquet(tmp_path / "labels" / "labels.parquet")
+    labels.join(rule, on="event_id").write_parquet(tmp_path / "labels" / "labels.parquet")
+    signals = tmp_path / "signals"  # weights only: no library labels, so no library examples
+    signals.mkdir()
+    (signals / WEIGHTS_FILE).write_text(
+        json.dumps({"active": {"source": "test", "columns": {"taught": 2.0}}})
+    )
     params = tiny_params(
         **{k.replace(".", "__"): v for k, v in TINY_REWARD.items()}, reward_model__train__epochs=3
     )
     metrics = run(
-        params, tiny_raw, tiny_features, tmp_path / "labels", tmp_path / "model", "midterm", progress=False
+        params,
+        tiny_raw,
+        tiny_features,
+        tmp_path / "labels",
+        tmp_path / "model",
+        "midterm",
+        progress=False,
+        signals_dir=signals,
+        experiments_dir=tiny_experiments,
     )
     assert metrics["eval/pairwise_accuracy"] > 0.9, metrics
 
 
-def test_pairwise_objective_uses_bradley_terry(tmp_path, tiny_raw, tiny_features, tiny_labels):
+def test_pairwise_objective_uses_bradley_terry(
+    tmp_path, tiny_raw, tiny_features, tiny_labels, tiny_signals, tiny_experiments
+):
     params = tiny_params(
         **{k.replace(".", "__"): v for k, v in TINY_REWARD.items()}, reward_model__objective="pairwise"
     )
-    metrics = run(params, tiny_raw, tiny_features, tiny_labels, tmp_path / "bt", "midterm", progress=False)
+    metrics = run(
+        params,
+        tiny_raw,
+        tiny_features,
+        tiny_labels,
+        tmp_path / "bt",
+        "midterm",
+        progress=False,
+        signals_dir=tiny_signals,
+        experiments_dir=tiny_experiments,
+    )
     model = RewardModel.load(tmp_path / "bt")
     assert model.head.kind == "bradley_terry" and not model.head.calibrated
     assert "eval/rmse" not in metrics and 0 <= metrics["eval/pairwise_accuracy"] <= 1
     assert metrics["baseline/rmse"] > 0  # the baseline is always calibrated
 
 
-def test_click_variant_learns_the_stream_label(tmp_path, tiny_raw, tiny_features, tiny_labels):
+def test_click_variant_learns_the_stream_label(
+    tmp_path, tiny_raw, tiny_features, tiny_labels, tiny_signals, tiny_experiments
+):
     params = tiny_params(**{k.replace(".", "__"): v for k, v in TINY_REWARD.items()})
-    run(params, tiny_raw, tiny_features, tiny_labels, tmp_path / "click", "click", progress=False)
+    run(
+        params,
+        tiny_raw,
+        tiny_features,
+        tiny_labels,
+        tmp_path / "click",
+        "click",
+        progress=False,
+        signals_dir=tiny_signals,
+        experiments_dir=tiny_experiments,
+    )
     model = RewardModel.load(tmp_path / "click")
     assert model.head.kind == "bce" and model.head.target == "streamed"
     p = model.score_frame(pl.read_parquet(tmp_path / "click" / EXAMPLE))
