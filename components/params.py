@@ -348,8 +348,10 @@ class SignalsParams(Section):
     min_arms: int = Field(
         gt=2, description="fewer treatment arms than this: no validity, the fixed composite is used"
     )
-    ridge: list[float] = Field(
-        description="ridge penalties tried by the learned composite (picked by leave-one-out)"
+    min_gain_se: float = Field(
+        ge=0,
+        description="learned composite: a signal joins only if it lowers the leave-one-out squared "
+        "error by more than this many standard errors (1 = the one-SE rule)",
     )
     power: float = Field(
         gt=0, lt=1, description="sensitivity: users per arm for this power at the arms' median effect"

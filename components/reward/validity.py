@@ -9,8 +9,9 @@ Inputs are per-arm *effects* (arm minus its experiment's control), one row per t
   share of arms whose oriented signal effect has the sign of their outcome effect;
 - :func:`users_needed`: how many users per arm an A/B test needs to see an effect this size;
 - :func:`learn_composite`: non-negative weights on oriented signals that predict the outcome
-  effect, the ridge penalty chosen by leave-one-group-out error (groups = experiments, or arms
-  when there is one experiment), and that error reported honestly (the choice nested inside).
+  effect, the signals chosen by forward selection on leave-one-group-out error (groups =
+  experiments, or arms when there is one experiment), and that error reported honestly (the
+  selection nested inside).
 """
 
 from __future__ import annotations
@@ -53,11 +54,8 @@ def users_needed(effect: float, sd: float, power: float, confidence: float = 0.9
     return float(np.ceil(2 * (z * sd / effect) ** 2))
 
 
-def _nnls_ridge(x: np.ndarray, y: np.ndarray, ridge: float) -> np.ndarray:
-    """argmin |x w - y|^2 + ridge |w|^2 over w >= 0 (x standardised by the caller)."""
-    if ridge > 0:
-        x = np.vstack([x, np.sqrt(ridge) * np.eye(x.shape[1])])
-        y = np.concatenate([y, np.zeros(x.shape[1])])
+def _nnls(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """argmin |x w - y|^2 over w >= 0."""
     return optimize.nnls(x, y)[0]
 
 
@@ -78,41 +76,77 @@ def _rmse(pred: np.ndarray, y: np.ndarray) -> float:
 @dataclass(frozen=True)
 class Composite:
     weights: np.ndarray  # per signal, on the *raw* (unstandardised, oriented) effects
-    ridge: float
-    loo_rmse: float  # nested: the ridge chosen inside every fold
+    chosen: tuple[int, ...]  # the signals selected on all arms, in the order they entered
+    loo_rmse: float  # nested: the selection rerun inside every fold
     loo_pred: np.ndarray
 
 
-def learn_composite(x: np.ndarray, y: np.ndarray, groups: np.ndarray, ridges: list[float]) -> Composite:
+def _loo_residuals(x: np.ndarray, y: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    return _loo_predictions(x, y, groups, _nnls) - y
+
+
+def forward_select(x: np.ndarray, y: np.ndarray, groups: np.ndarray, min_gain_se: float) -> list[int]:
+    """Columns of ``x`` added one at a time, each the one that most lowers the leave-one-group-out
+    squared error of a non-negative least-squares fit, while the drop beats ``min_gain_se``
+    standard errors of its paired per-arm difference (the one-SE rule: with a dozen arms, a
+    second signal must earn its place, or it only fits noise)."""
+    chosen: list[int] = []
+    residual = -y  # the empty model predicts no effect
+    while len(chosen) < x.shape[1]:
+        trials = [
+            (j, _loo_residuals(x[:, [*chosen, j]], y, groups)) for j in range(x.shape[1]) if j not in chosen
+        ]
+        j, res = min(trials, key=lambda t: float(np.mean(t[1] ** 2)))
+        gain = residual**2 - res**2
+        noise = gain.std(ddof=1) / np.sqrt(len(gain)) if len(gain) > 1 else 0.0
+        if gain.mean() <= min_gain_se * noise:
+            break
+        chosen.append(j)
+        residual = res
+    return chosen
+
+
+def learn_composite(x: np.ndarray, y: np.ndarray, groups: np.ndarray, min_gain_se: float) -> Composite:
     """Non-negative weights on the columns of ``x`` (oriented signal effects, one row per arm)
-    predicting ``y`` (outcome effects). No intercept: an arm that moves no signal is predicted
-    to move nothing."""
+    predicting ``y`` (outcome effects) from the signals :func:`forward_select` keeps. No
+    intercept: an arm that moves no signal is predicted to move nothing. The reported error
+    reruns the selection without each held-out group, so it is what a new experiment would see."""
     scale = x.std(axis=0)
     scale[scale == 0] = 1.0
     xs = x / scale
 
-    def choose(xa: np.ndarray, ya: np.ndarray, ga: np.ndarray) -> float:
-        errs = [
-            _rmse(_loo_predictions(xa, ya, ga, lambda a, b, r=r: _nnls_ridge(a, b, r)), ya) for r in ridges
-        ]
-        return ridges[int(np.argmin(errs))]
-
-    def nested_fit(xa: np.ndarray, ya: np.ndarray, ga: np.ndarray | None = None) -> np.ndarray:
-        ga = np.arange(len(ya)) if ga is None else ga
-        return _nnls_ridge(xa, ya, choose(xa, ya, ga) if len(np.unique(ga)) > 2 else ridges[0])
+    def fit(xa: np.ndarray, ya: np.ndarray, ga: np.ndarray) -> np.ndarray:
+        w = np.zeros(xa.shape[1])
+        if len(np.unique(ga)) > 2:
+            cols = forward_select(xa, ya, ga, min_gain_se)
+            if cols:
+                w[cols] = _nnls(xa[:, cols], ya)
+        return w
 
     loo_pred = np.empty(len(y))
     for g in np.unique(groups):
         held = groups == g
-        w = nested_fit(xs[~held], y[~held], groups[~held])
-        loo_pred[held] = xs[held] @ w
-    ridge = choose(xs, y, groups)
-    w = _nnls_ridge(xs, y, ridge)
-    return Composite(weights=w / scale, ridge=ridge, loo_rmse=_rmse(loo_pred, y), loo_pred=loo_pred)
+        loo_pred[held] = xs[held] @ fit(xs[~held], y[~held], groups[~held])
+    chosen = forward_select(xs, y, groups, min_gain_se)
+    w = np.zeros(x.shape[1])
+    if chosen:
+        w[chosen] = _nnls(xs[:, chosen], y)
+    return Composite(weights=w / scale, chosen=tuple(chosen), loo_rmse=_rmse(loo_pred, y), loo_pred=loo_pred)
+
+
+def single_signal_loo_predictions(x: np.ndarray, y: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Leave-one-group-out predictions of ``y ~ c * x`` with ``c >= 0`` (one oriented signal, or
+    the fixed composite, rescaled to the outcome's units)."""
+    return _loo_predictions(x.reshape(-1, 1), y, groups, _nnls)
 
 
 def single_signal_loo(x: np.ndarray, y: np.ndarray, groups: np.ndarray) -> float:
-    """Leave-one-group-out RMSE of ``y ~ c * x`` with ``c >= 0`` (one oriented signal, or the
-    fixed composite, rescaled to the outcome's units)."""
-    xc = x.reshape(-1, 1)
-    return _rmse(_loo_predictions(xc, y, groups, lambda a, b: _nnls_ridge(a, b, 0.0)), y)
+    """Leave-one-group-out RMSE of :func:`single_signal_loo_predictions`."""
+    return _rmse(single_signal_loo_predictions(x, y, groups), y)
+
+
+def squared_error_gap(pred_a: np.ndarray, pred_b: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Mean per-arm squared-error difference (a minus b) and its standard error: whether one
+    predictor's lower RMSE is more than the arms' noise."""
+    d = (pred_a - y) ** 2 - (pred_b - y) ** 2
+    return float(d.mean()), float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("nan")

@@ -41,7 +41,14 @@ from components.reward.labels import (
     label_logs,
     with_surrogate,
 )
-from components.reward.validity import learn_composite, single_signal_loo, users_needed, validity
+from components.reward.validity import (
+    learn_composite,
+    single_signal_loo,
+    single_signal_loo_predictions,
+    squared_error_gap,
+    users_needed,
+    validity,
+)
 
 ARMS_FILE, SCORECARD_FILE = "arms.parquet", "scorecard.json"
 OUTCOMES = ("active_days", "retained")
@@ -379,7 +386,7 @@ def choose_weights(treated: pl.DataFrame, fixed: dict[str, float], mode: str, sp
     # a signal unobserved in some arm's first week (e.g. it needs more history) cannot be weighted
     usable = [c for c in CANDIDATES if np.isfinite(treated[f"d_{c.name}"].cast(pl.Float64).to_numpy()).all()]
     x = np.column_stack([c.orientation * treated[f"d_{c.name}"].to_numpy() for c in usable])
-    learned = learn_composite(x, y, groups, sp.ridge)
+    learned = learn_composite(x, y, groups, sp.min_gain_se)
     columns = {c.column: 0.0 for c in CANDIDATES}
     columns |= {c.column: float(c.orientation * w) for c, w in zip(usable, learned.weights)}
     fx = treated[f"d_{FIXED}"].to_numpy()
@@ -390,8 +397,16 @@ def choose_weights(treated: pl.DataFrame, fixed: dict[str, float], mode: str, sp
         "no_effect": float(np.sqrt(np.mean(y**2))),
     }
     loo |= {c.name: single_signal_loo(x[:, i], y, groups) for i, c in enumerate(usable)}
+    best = min(range(len(usable)), key=lambda i: loo[usable[i].name])
+    gap, gap_se = squared_error_gap(learned.loo_pred, single_signal_loo_predictions(x[:, best], y, groups), y)
     out |= {
-        "learned": {"columns": columns, "ridge": learned.ridge, "loo_rmse": learned.loo_rmse},
+        "learned": {
+            "columns": columns,
+            "signals": [usable[i].name for i in learned.chosen],
+            "loo_rmse": learned.loo_rmse,
+        },
+        # is the learned composite's edge over the best single signal more than noise?
+        "vs_best_single": {"signal": usable[best].name, "mse_gap": gap, "mse_gap_se": gap_se},
         "loo_rmse": loo,
         "outcome": "active days over the experiment (CUPED-adjusted effect vs control)",
         "arms": treated["name"].to_list(),

@@ -81,5 +81,17 @@ def test_validity_and_loo_helpers_on_known_numbers():
     assert validity(x, 2 * x, -1)["sign_agreement"] == 0.0
     y = 3 * x
     assert single_signal_loo(x, y, np.arange(6)) == pytest.approx(0.0, abs=1e-9)
-    fit = learn_composite(np.column_stack([x, -x]), y, np.arange(6), [0.0, 1.0])
-    assert fit.weights[0] == pytest.approx(3.0) and fit.weights[1] == 0.0
+    fit = learn_composite(np.column_stack([x, -x]), y, np.arange(6), 1.0)
+    assert fit.weights[0] == pytest.approx(3.0) and fit.weights[1] == 0.0 and fit.chosen == (0,)
+
+
+def test_a_signal_that_only_fits_noise_does_not_join_the_composite():
+    """Twelve arms, one valid signal and one column of pure noise: forward selection with the
+    one-SE rule keeps the valid signal alone."""
+    rng = np.random.default_rng(0)
+    valid = rng.normal(size=12)
+    noise = rng.normal(size=12)
+    y = 2.0 * valid + rng.normal(scale=0.3, size=12)
+    fit = learn_composite(np.column_stack([valid, np.abs(noise)]), y, np.arange(12), 1.0)
+    assert fit.chosen == (0,) and fit.weights[1] == 0.0
+    assert fit.loo_rmse < single_signal_loo(np.abs(noise), y, np.arange(12))
