@@ -1,7 +1,13 @@
-"""Is a local service answering? Integration tests skip (with the reason) only when it is not."""
+"""Is a local service answering? Integration tests need the local PostgreSQL and Redis.
+
+A dead service fails the test (CI must never turn green by skipping what it was meant to
+check). A developer without the services can opt into skipping, with the reason shown:
+``ENCORE_ALLOW_MISSING_SERVICES=1 make test``.
+"""
 
 from __future__ import annotations
 
+import os
 import socket
 import uuid
 from collections.abc import Iterator
@@ -18,9 +24,17 @@ def answers(host: str, port: int, timeout: float = 1.0) -> bool:
         return False
 
 
+ALLOW_MISSING = "ENCORE_ALLOW_MISSING_SERVICES"
+
+
 def require(host: str, port: int, what: str) -> None:
-    if not answers(host, port):
-        pytest.skip(f"{what} does not answer on {host}:{port}; start it to run this integration test")
+    """Fail (or, with ``ENCORE_ALLOW_MISSING_SERVICES=1``, skip) when the service is down."""
+    if answers(host, port):
+        return
+    message = f"{what} does not answer on {host}:{port}; start it to run this integration test"
+    if os.environ.get(ALLOW_MISSING) == "1":
+        pytest.skip(f"{message} ({ALLOW_MISSING}=1)")
+    pytest.fail(f"{message} (or set {ALLOW_MISSING}=1 to skip integration tests locally)")
 
 
 PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
@@ -29,7 +43,7 @@ PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
 @contextmanager
 def scratch_database(prefix: str) -> Iterator[str]:
     """A fresh, uniquely named database on the local PostgreSQL, dropped afterwards
-    (skips the test, with the reason, when PostgreSQL does not answer)."""
+    (see :func:`require` for when PostgreSQL does not answer)."""
     require(PG_HOST, PG_PORT, "PostgreSQL")
     import psycopg2
 
