@@ -455,6 +455,11 @@ class RLHFParams(Section):
         gt=0, description="listener contexts per step (each gets num_generations slates)"
     )
     temperature: float = Field(gt=0, description="sampling temperature of the RL rollouts")
+    scale_rewards: Literal["group", "batch", "none"] = Field(
+        description="GRPO advantage scaling: by each prompt's own reward SD (group), by the batch's "
+        "(batch) or none. A reward that differs mostly between listeners, little between slates, "
+        "is noise that group scaling blows up to unit size"
+    )
     checkpoint_every: int = Field(gt=0, description="steps between checkpoints (resume after a kill)")
     n_prompts: int = Field(gt=0, description="listener contexts RL samples its prompts from")
     invalid_slate_reward: float = Field(
@@ -495,6 +500,12 @@ class RegisterParams(Section):
         ge=0,
         description="the challenger's effective sample of the logged slots (its importance weights) must "
         "be at least this share of the imitation policy's: below it, the prediction is an extrapolation",
+    )
+    min_reward_model_validity: float = Field(
+        ge=-1,
+        le=1,
+        description="the off-policy estimate leans on the reward model: across the library's arms, its "
+        "score's Pearson with the arms' active-days effects must stay above this with any one arm left out",
     )
     max_artist_concentration: float = Field(
         ge=0, le=1, description="guardrail: mean share of a slate taken by its most frequent artist"

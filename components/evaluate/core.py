@@ -100,6 +100,9 @@ def run(
     baseline, champion_dir = _baseline(params, logged, reward, mu, q)
     curve = curves["rlhf_midterm"]
     kl = float(curve["kl"].tail(max(1, curve.height // 10)).mean())
+    rm_validity = reward_model_validity(
+        reward, signals_dir, experiments_dir, raw_dir, features_dir, params, tracks
+    )
     decision = gate_decision(
         params,
         logged,
@@ -111,11 +114,9 @@ def run(
         calibration,
         tracks,
         numbers["sft"]["pi"],
+        rm_validity,
     ).as_dict()
     plan = _plan(decision, calibration, ep.power, ab.horizon_days)
-    rm_validity = reward_model_validity(
-        reward, signals_dir, experiments_dir, raw_dir, features_dir, params, tracks
-    )
 
     # 4. the truth, when there is one: the A/B test, and was the gate right?
     truth: dict = {}

@@ -81,6 +81,7 @@ def gate_decision(
     calibration: Calibration,
     tracks: pl.DataFrame,
     reference_pi: np.ndarray,
+    reward_model: dict | None = None,
 ) -> Decision:
     """Challenger vs ``baseline`` = (name, pi, q_pi): paired DR lift of the composite on the same
     logged slates (``q``: the reward model's value of the logged items), read as a predicted
@@ -119,6 +120,7 @@ def gate_decision(
         kl,
         proxy,
         support,
+        reward_model,
     )
 
 

@@ -88,11 +88,14 @@ def decide(
     kl: float,
     proxy: dict | None = None,
     support: float = 1.0,
+    reward_model: dict | None = None,
 ) -> Decision:
     """Apply the gate. ``slate``: the challenger's guardrail values; ``validity``: each guardrail's
     oriented Pearson with the active-days effect across the library's arms (None: no library);
     ``support``: the challenger's effective sample on the logged slots relative to the imitation
-    policy's (see :func:`components.evaluate.gating.gate_decision`)."""
+    policy's (see :func:`components.evaluate.gating.gate_decision`); ``reward_model``: the reward
+    model's score validated as a signal on the library (``pearson``, ``pearson_loo_low``; empty or
+    None: no library to validate it on, reported, not enforced)."""
     floor = rp.min_lift_lower_bound if baseline == "champion" else rp.first_min_value_vs_logging
     est, low, high = predicted
     checks = {
@@ -114,6 +117,7 @@ def decide(
         f"sample of the logged slots, must be >= {rp.min_support:.0%}: less is an extrapolation of the "
         "reward model RL optimised against",
     }
+    checks["reward_model"] = reward_model_check(reward_model, rp.min_reward_model_validity)
     for name, (param, kind, meaning) in SLATE_GUARDRAILS.items():
         value, limit = slate[name], getattr(rp, param)
         ok = value <= limit if kind == "max" else value >= limit
@@ -155,6 +159,32 @@ def decide(
         guardrails=checks,
         proxy=proxy or {},
     )
+
+
+def reward_model_check(validity: dict | None, limit: float) -> dict:
+    """The doubly robust estimate is the reward model's prediction wherever the challenger leaves
+    the logs' support, so the prediction is only as good as the model's score is as a signal: on
+    the library, arms whose slates it scores higher must be the arms with more active days, and
+    stay so with any one arm left out. Failing it, the gate asks for an A/B test instead."""
+    low = (validity or {}).get("pearson_loo_low", float("nan"))
+    if not math.isfinite(low):
+        return {
+            "value": low,
+            "limit": limit,
+            "ok": False,  # unknown: reported (INFO), not enforced
+            "enforced": False,
+            "why": "the reward model's score is not validated (no experiment library with enough arms)",
+        }
+    r = validity["pearson"]
+    return {
+        "value": low,
+        "limit": limit,
+        "ok": low > limit,
+        "enforced": True,
+        "why": f"the reward model's score vs the library arms' active-days effects: Pearson {r:+.2f}, "
+        f"{low:+.2f} with the least favourable arm left out, must exceed {limit}: otherwise the "
+        "off-policy prediction rests on a score that does not track the outcome",
+    }
 
 
 def write_decision(report_dir: Path, decision: Decision | dict) -> None:

@@ -108,6 +108,7 @@ def run(
         max_completion_length=vocab.slate_size,
         temperature=rp.temperature,
         beta=rp.beta,
+        scale_rewards=rp.scale_rewards,
         generation_kwargs=generation_kwargs(vocab),
         logging_steps=1,
         save_strategy="steps",

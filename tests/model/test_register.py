@@ -23,12 +23,13 @@ from tests.conftest import tiny_params
 from tests.service_checks import postgres_url, scratch_database
 
 GOOD_SLATES = {"skip_rate": 0.2, "genre_diversity": 0.4, "artist_concentration": 0.2, "coverage": 0.3}
+VALID_RM = {"pearson": 0.6, "pearson_loo_low": 0.4}  # the reward model's score tracks the library's arms
 
 
 def test_gate_passes_only_with_a_positive_lower_bound_and_all_guardrails():
     rp = tiny_params().register_
     unit = "28-day active days"
-    good = decide(rp, (0.5, 0.1, 0.9), unit, "champion", GOOD_SLATES, None, kl=1.0)
+    good = decide(rp, (0.5, 0.1, 0.9), unit, "champion", GOOD_SLATES, None, kl=1.0, reward_model=VALID_RM)
     assert good.promote and good.gate == "promote" and all(r.startswith("PASS") for r in good.reasons)
     straddles = decide(rp, (0.5, -0.1, 1.1), unit, "champion", GOOD_SLATES, None, 1.0)
     assert not straddles.promote and any("FAIL predicted effect" in r for r in straddles.reasons)
@@ -50,6 +51,24 @@ def test_gate_passes_only_with_a_positive_lower_bound_and_all_guardrails():
     assert not off_log.promote and len(failed) == 1 and "imitation policy's effective sample" in failed[0]
 
 
+def test_a_reward_model_the_library_does_not_validate_holds_the_challenger():
+    """The predicted effect rests on the reward model wherever the challenger leaves the logs: a
+    score that does not track the library's arm outcomes (here it flips sign when one arm is left
+    out) holds an otherwise passing challenger; with no library to check it on, it is reported."""
+    rp = tiny_params().register_
+    args = (rp, (0.5, 0.1, 0.9), "28-day active days", "champion", GOOD_SLATES, None, 1.0)
+    held = decide(*args, reward_model={"pearson": 0.15, "pearson_loo_low": -0.13})
+    failed = [r for r in held.reasons if r.startswith("FAIL")]
+    assert (
+        not held.promote and len(failed) == 1 and "reward model's score" in failed[0] and "-0.13" in failed[0]
+    )
+    assert decide(*args, reward_model=VALID_RM).promote
+    unvalidated = decide(*args, reward_model={})
+    assert unvalidated.promote and any(
+        r.startswith("INFO") and "not validated" in r for r in unvalidated.reasons
+    )
+
+
 def test_a_guardrail_the_library_does_not_validate_is_reported_not_enforced():
     rp = tiny_params().register_
     validity = {"skip_rate": 0.4, "genre_diversity": -0.7, "artist_concentration": 0.3, "coverage": 0.6}
@@ -61,6 +80,7 @@ def test_a_guardrail_the_library_does_not_validate_is_reported_not_enforced():
         GOOD_SLATES | {"genre_diversity": 0.01},
         validity,
         1.0,
+        reward_model=VALID_RM,
     )
     assert d.promote  # genre diversity fails, but across the library it did not protect active days
     info = [r for r in d.reasons if r.startswith("INFO")]
