@@ -97,7 +97,7 @@ def run(
         for name, path in policy_dirs.items()
         if name.startswith("rlhf")
     }
-    baseline, champion_dir = _baseline(params, logged, reward, mu, q)
+    baseline, champion_dir, champion_version = _baseline(params, logged, reward, mu, q)
     curve = curves["rlhf_midterm"]
     kl = float(curve["kl"].tail(max(1, curve.height // 10)).mean())
     rm_validity = reward_model_validity(
@@ -115,7 +115,7 @@ def run(
         tracks,
         numbers["sft"]["pi"],
         rm_validity,
-    ).as_dict()
+    ).as_dict() | {"champion_version": champion_version}
     plan = _plan(decision, calibration, ep.power, ab.horizon_days)
 
     # 4. the truth, when there is one: the A/B test, and was the gate right?
@@ -163,16 +163,19 @@ def snips_skip_rate(logged, pi: np.ndarray, mu: np.ndarray, params: Params) -> f
 
 def _baseline(params: Params, logged, reward: RewardModel, mu: np.ndarray, q: np.ndarray):
     """(name, pi, q_pi) of what the challenger must beat — the registry's champion, or for the first
-    model the logging policy — and the champion's folder (None when there is none)."""
+    model the logging policy — the champion's folder and its version (None, None when there is
+    none). The version goes into ``gate.json`` so that ``register`` can refuse if the champion
+    moved in between. An unreachable registry is an error, never 'no champion'."""
     ep, ab, rp = params.evaluate, params.ab, params.register_
-    registry.connect(tracking_uri(params.tracking))
-    champion_dir = registry.downloaded_policy(rp.policy_model, "champion")
-    if champion_dir is None:
-        return ("logging", mu, q), None
+    c = registry.connect(tracking_uri(params.tracking))
+    champion = registry.version_by_alias(c, rp.policy_model, "champion")
+    if champion is None:
+        return ("logging", mu, q), None, None
+    champion_dir = registry.downloaded_policy(c, rp.policy_model, champion.version)
     champ = policy_numbers(
         logged, champion_dir, reward, ab.lm_temperature, ab.lm_decoding == "sample", ep.seed
     )
-    return ("champion", champ["pi"], champ["q_pi"]), champion_dir
+    return ("champion", champ["pi"], champ["q_pi"]), champion_dir, int(champion.version)
 
 
 def _served(policy_dir: Path, lookup: FeatureLookup, params: Params):

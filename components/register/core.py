@@ -4,9 +4,20 @@ Every new (policy, reward model) pair is logged as pyfunc models (signatures, th
 inside them) and registered from the logged models' own URIs, with lineage tags (git commit,
 DVC data hash, params hash, pipeline run id); the policy version becomes ``challenger``, and
 ``champion`` only if the evaluation's gate said ``promote``. The evaluation's numbers for the
-challenger are logged against its logged model (``model_id``). Aliases move last, after every
-registration succeeded, so a failure leaves them where they were. The same inputs again
-register nothing new (a content fingerprint is kept on each version).
+challenger are logged against its logged model (``model_id``).
+
+What it guarantees:
+- **Nothing moves on a stale decision.** ``gate.json`` names the champion version the challenger
+  was compared with; if the registry's champion is another version now (a concurrent run
+  promoted first), register refuses with an error and moves nothing. (MLflow has no atomic
+  compare-and-set on aliases: two registers within the same moment can still race; runs of one
+  pipeline are serialised by DVC or the KFP DAG.)
+- **Resumable.** Aliases move last, after every registration succeeded; each version carries a
+  content fingerprint and, once every alias is in place, ``encore.registration = complete``. A
+  rerun after a failure at any step finds the versions already registered and finishes what
+  is missing; a rerun after a completed registration registers and moves nothing.
+- **An unreachable registry is an error** (:class:`components.registry.client.RegistryError`),
+  never "no champion".
 """
 
 from __future__ import annotations
@@ -23,6 +34,7 @@ from components.registry.gate import read_decision
 from components.tracking import tracking_uri
 
 CHALLENGER = "rlhf_midterm"  # the evaluation's name for the policy being registered
+COMPLETE_TAG = "encore.registration"
 
 
 def run(
@@ -53,14 +65,18 @@ def run(
     fp = registry.fingerprint(policy_dir, reward_dir, extra=params_hash)
     record: dict = {"gate": gate["gate"], "reasons": gate["reasons"], "fingerprint": fp, "tracking_uri": uri}
 
-    existing = registry.version_with_fingerprint(c, rp.policy_model, fp)
-    if existing is not None:
+    policy_v = registry.version_with_fingerprint(c, rp.policy_model, fp)
+    reward_v = registry.version_with_fingerprint(c, rp.reward_model, fp)
+    if policy_v is not None and policy_v.tags.get(COMPLETE_TAG) == "complete":
         return record | {
             "registered": False,
             "promoted": False,
-            "policy_version": int(existing.version),
+            "policy_version": int(policy_v.version),
             "note": "these exact models are already registered: nothing new, no alias moved",
         }
+    promote_it = gate["gate"] == "promote"
+    if promote_it:
+        _check_champion_unmoved(c, rp.policy_model, gate, evaluation_dir, policy_v)
 
     tags = {
         "encore.git_commit": registry.git_commit(repo),
@@ -70,31 +86,53 @@ def run(
         registry.FINGERPRINT_TAG: fp,
         "encore.gate": gate["gate"],
     }
-    # inside the stage's MLflow run when tracking is on; a run of its own otherwise
-    active = mlflow.active_run()
-    with nullcontext(active) if active else mlflow.start_run(run_name="register") as mlrun:
-        mlflow.set_tags(tags)
-        mlflow.log_dict(gate, "gate.json")
-        policy_model, reward_model = _log_models(policy_dir, reward_dir)
-        mlflow.log_metrics(challenger_metrics(gate, evaluation_dir), model_id=policy_model.model_id)
-        run_id = mlrun.info.run_id
-
-    policy_v = mlflow.register_model(policy_model.model_uri, rp.policy_model, tags=tags)
-    reward_v = mlflow.register_model(reward_model.model_uri, rp.reward_model, tags=tags)
-    # aliases last: a failure above leaves them untouched
+    run_id, policy_model_id = None, None
+    if policy_v is None or reward_v is None:
+        # inside the stage's MLflow run when tracking is on; a run of its own otherwise
+        active = mlflow.active_run()
+        with nullcontext(active) if active else mlflow.start_run(run_name="register") as mlrun:
+            mlflow.set_tags(tags)
+            mlflow.log_dict(gate, "gate.json")
+            policy_model, reward_model = _log_models(policy_dir, reward_dir)
+            mlflow.log_metrics(challenger_metrics(gate, evaluation_dir), model_id=policy_model.model_id)
+            run_id, policy_model_id = mlrun.info.run_id, policy_model.model_id
+        if policy_v is None:
+            policy_v = mlflow.register_model(policy_model.model_uri, rp.policy_model, tags=tags)
+        if reward_v is None:
+            reward_v = mlflow.register_model(reward_model.model_uri, rp.reward_model, tags=tags)
+    # aliases last (setting an alias again is a no-op): a failure above leaves them untouched
     for name, v in ((rp.reward_model, reward_v), (rp.policy_model, policy_v)):
         c.set_registered_model_alias(name, "challenger", v.version)
-    if gate["gate"] == "promote":
+    if promote_it:
         for name, v in ((rp.reward_model, reward_v), (rp.policy_model, policy_v)):
             c.set_registered_model_alias(name, "champion", v.version)
+    for name, v in ((rp.reward_model, reward_v), (rp.policy_model, policy_v)):
+        c.set_model_version_tag(name, v.version, COMPLETE_TAG, "complete")
     return record | {
         "registered": True,
-        "promoted": gate["gate"] == "promote",
+        "promoted": promote_it,
         "policy_version": int(policy_v.version),
         "reward_version": int(reward_v.version),
         "run_id": run_id,
-        "policy_model_id": policy_model.model_id,
+        "policy_model_id": policy_model_id,
     }
+
+
+def _check_champion_unmoved(c, name: str, gate: dict, evaluation_dir: Path, own) -> None:
+    """Compare-and-set: promote only over the champion the gate compared against (or over this
+    very version, when a previous attempt moved part of the aliases before failing)."""
+    expected = gate.get("champion_version")
+    now = registry.version_by_alias(c, name, "champion")
+    current = None if now is None else int(now.version)
+    if current == expected or (own is not None and current == int(own.version)):
+        return
+    compared = f"champion version {expected}" if expected is not None else "the logging policy (no champion)"
+    found = f"version {current}" if current is not None else "unset"
+    raise EncoreError(
+        f"{Path(evaluation_dir) / 'gate.json'}: the gate compared the challenger with {compared}, but "
+        f"{name}@champion is now {found}: another run promoted in between. Nothing registered, no "
+        "alias moved; re-run evaluate."
+    )
 
 
 def challenger_metrics(gate: dict, evaluation_dir: Path) -> dict[str, float]:

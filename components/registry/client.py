@@ -10,7 +10,13 @@ import hashlib
 import subprocess
 from pathlib import Path
 
+from components.errors import EncoreError
+
 FINGERPRINT_TAG = "encore.fingerprint"
+
+
+class RegistryError(EncoreError):
+    """The model registry did not answer, or answered with an error: nothing may move on it."""
 
 
 def connect(uri: str):
@@ -23,37 +29,52 @@ def connect(uri: str):
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
-def version_by_alias(c, name: str, alias: str):
-    """The version an alias points at, or None (no model or no alias yet)."""
-    from mlflow.exceptions import MlflowException
+def _absent(e: Exception) -> bool:
+    """MLflow's answer for 'no such model' or 'no such alias' — the only errors that mean 'none yet'."""
+    code = getattr(e, "error_code", "")
+    return code == "RESOURCE_DOES_NOT_EXIST" or (code == "INVALID_PARAMETER_VALUE" and "not found" in str(e))
 
+
+def _failed(c, what: str, e: Exception) -> RegistryError:
+    store = getattr(c, "_registry_uri", None) or "the MLflow registry"
+    return RegistryError(f"model registry at {store}: {what} failed ({type(e).__name__}: {e})")
+
+
+def version_by_alias(c, name: str, alias: str):
+    """The version an alias points at; None only when the model or the alias does not exist yet.
+    Any other failure (the store unreachable, a broken database) raises :class:`RegistryError`:
+    answering 'no champion' then would let a challenger overwrite the real one."""
     try:
         return c.get_model_version_by_alias(name, alias)
-    except MlflowException:
-        return None
+    except Exception as e:  # noqa: BLE001 - MLflow raises several types for a dead store
+        if _absent(e):
+            return None
+        raise _failed(c, f"reading {name}@{alias}", e) from e
 
 
 def version_with_fingerprint(c, name: str, fingerprint: str):
-    from mlflow.exceptions import MlflowException
-
+    """The version of ``name`` registered from these exact models, or None."""
     try:
         found = c.search_model_versions(f"name='{name}' and tags.`{FINGERPRINT_TAG}`='{fingerprint}'")
-    except MlflowException:
-        return None
+    except Exception as e:  # noqa: BLE001
+        if _absent(e):
+            return None
+        raise _failed(c, f"searching {name} for fingerprint {fingerprint}", e) from e
     return found[0] if found else None
 
 
-def downloaded_policy(name: str, alias: str) -> Path | None:
-    """Local copy of the policy folder behind ``models:/name@alias`` (None if there is none)."""
+def downloaded_policy(c, name: str, version: str) -> Path:
+    """Local copy of the policy folder of ``models:/name/version``."""
     import mlflow
-    from mlflow.exceptions import MlflowException
 
     try:
-        root = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}@{alias}"))
-    except MlflowException:
-        return None
+        root = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}"))
+    except Exception as e:  # noqa: BLE001
+        raise _failed(c, f"downloading {name} version {version}", e) from e
     found = sorted(root.rglob("item_vocab.json"))
-    return found[0].parent if found else None
+    if not found:
+        raise RegistryError(f"models:/{name}/{version}: no policy (item_vocab.json) in the registered model")
+    return found[0].parent
 
 
 def fingerprint(*folders: Path, extra: str = "") -> str:

@@ -57,6 +57,9 @@ class Decision:
     reasons: list[str] = field(default_factory=list)
     guardrails: dict[str, dict] = field(default_factory=dict)
     proxy: dict = field(default_factory=dict)  # the per-slot composite lift the prediction came from
+    # the champion's registry version the challenger was compared with (None: the logging policy);
+    # register refuses to promote if the champion has moved since
+    champion_version: int | None = None
 
     @property
     def gate(self) -> str:

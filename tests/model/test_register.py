@@ -102,14 +102,14 @@ def test_the_predicted_effect_widens_by_the_composites_own_error():
     assert same == (0.02, 0.01, 0.03) and per_slot == "composite reward per slot"
 
 
-def _gate(folder: Path, decision: str) -> Path:
-    """An evaluation folder whose gate.json says ``decision`` (a real decision: lift CI above or across 0)."""
+def _gate(folder: Path, decision: str, champion: int | None = None) -> Path:
+    """An evaluation folder whose gate.json says ``decision`` (a real decision: lift CI above or
+    across 0), made against champion version ``champion`` (None: against the logging policy)."""
     folder.mkdir(parents=True, exist_ok=True)
     lift = (0.5, 0.1, 0.9) if decision == "promote" else (0.1, -0.3, 0.5)
-    write_decision(
-        folder,
-        decide(tiny_params().register_, lift, "28-day active days", "champion", GOOD_SLATES, None, kl=1.0),
-    )
+    d = decide(tiny_params().register_, lift, "28-day active days", "champion", GOOD_SLATES, None, kl=1.0)
+    d.champion_version = champion
+    write_decision(folder, d)
     return folder
 
 
@@ -156,7 +156,11 @@ def _scenario(tmp_path: Path, uri: str, sft: Path, reward: Path) -> None:
     assert int(c.get_model_version_by_alias(name, "champion").version) == first["policy_version"]
 
     better = run(
-        params, _perturbed(sft, tmp_path / "better", 2), reward, _gate(tmp_path / "e3", "promote"), tmp_path
+        params,
+        _perturbed(sft, tmp_path / "better", 2),
+        reward,
+        _gate(tmp_path / "e3", "promote", champion=first["policy_version"]),
+        tmp_path,
     )
     assert better["promoted"]
     champion = c.get_model_version_by_alias(name, "champion")
@@ -222,12 +226,6 @@ def _loads_without_encore(uri: str, model_uri: str, features: list[str], k: int,
 def test_registry_round_trip_on_sqlite(tmp_path, monkeypatch, tiny_sft, tiny_reward_model):
     monkeypatch.chdir(tmp_path)  # the file artifact store lands here
     _scenario(tmp_path, f"sqlite:///{tmp_path}/mlflow.db", tiny_sft[0], tiny_reward_model[0])
-
-
-def test_nothing_moves_when_the_evaluation_did_not_run(tmp_path, tiny_sft, tiny_reward_model):
-    params = tiny_params(tracking__uri=f"sqlite:///{tmp_path}/mlflow.db")
-    with pytest.raises(EncoreError, match="evaluate stage must run"):
-        run(params, tiny_sft[0], tiny_reward_model[0], tmp_path / "missing", tmp_path)
 
 
 @pytest.mark.integration
