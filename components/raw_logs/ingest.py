@@ -48,7 +48,10 @@ def _copy_table(table: contract.Table, src: Path, dst: Path) -> tuple[int, datet
     rows, lo, hi = 0, None, None
     with pq.ParquetWriter(dst, table.schema, compression="zstd") as writer:
         for batch in dataset.to_batches(columns=table.column_names, batch_size=1 << 20):
-            batch = pa.Table.from_batches([batch]).cast(table.schema)
+            try:
+                batch = pa.Table.from_batches([batch]).cast(table.schema)
+            except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError) as exc:
+                raise _value_error(table, dataset, src, exc) from None
             writer.write_table(batch)
             rows += batch.num_rows
             if "ts" in table.column_names and batch.num_rows:
@@ -56,6 +59,35 @@ def _copy_table(table: contract.Table, src: Path, dst: Path) -> tuple[int, datet
                 lo = mm["min"] if lo is None else min(lo, mm["min"])
                 hi = mm["max"] if hi is None else max(hi, mm["max"])
     return rows, lo, hi
+
+
+def _value_error(table: contract.Table, dataset: ds.Dataset, src: Path, exc: Exception) -> ContractError:
+    """The values that cannot take the contract's types, counted over the whole table: nulls (no
+    contract column may be null) and integers outside the contract's range (e.g. ids >= 2**63 in
+    an unsigned column)."""
+    problems = []
+    for col in table.columns:
+        values = dataset.to_table(columns=[col.name])[col.name]
+        nulls = values.null_count
+        if nulls:
+            problems.append(f"column '{col.name}' has {nulls:,} null value(s)")
+        if pa.types.is_integer(col.type) and pa.types.is_integer(values.type) and len(values) > nulls:
+            info = pc.min_max(values).as_py()
+            bits = col.type.bit_width
+            lo, hi = (
+                (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+                if pa.types.is_signed_integer(col.type)
+                else (0, 2**bits - 1)
+            )
+            bad = 0
+            if info["min"] < lo:
+                bad += pc.sum(pc.less(values, pa.scalar(lo, values.type))).as_py()
+            if info["max"] > hi:
+                bad += pc.sum(pc.greater(values, pa.scalar(hi, values.type))).as_py()
+            if bad:
+                problems.append(f"column '{col.name}' has {bad:,} value(s) outside {col.type} [{lo}, {hi}]")
+    detail = "; ".join(problems) or f"its values do not cast to the contract's types ({exc})"
+    return ContractError(f"{src}: table '{table.name}' ({dataset.count_rows():,} rows): {detail}.")
 
 
 def ingest(

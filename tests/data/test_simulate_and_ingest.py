@@ -99,3 +99,37 @@ def test_ingest_names_the_file_and_column_at_fault(tmp_path, tiny_logs, params):
     ):
         ingest(params, logs, out, tmp_path / "world", progress=False)
     assert not out.exists(), "a failed ingest must not leave a raw folder behind"
+
+
+def _corrupt(table: pa.Table, column: str, rows: list[int], value, as_type: pa.DataType) -> pa.Table:
+    """``table`` with ``column`` cast to ``as_type`` and ``value`` written into ``rows``."""
+    values = table[column].cast(as_type).to_pylist()
+    for i in rows:
+        values[i] = value
+    return table.set_column(table.schema.get_field_index(column), column, pa.array(values, type=as_type))
+
+
+@pytest.mark.parametrize(
+    ("name", "column", "value", "as_type", "expected"),
+    [
+        ("impressions", "user_id", None, pa.int64(), r"column 'user_id' has 3 null value\(s\)"),
+        ("plays", "track_id", 2**63 + 5, pa.uint64(), r"column 'track_id' has 3 value\(s\) outside int64"),
+    ],
+    ids=["null key", "id beyond int64"],
+)
+def test_ingest_names_table_column_and_row_count_of_bad_values(
+    tmp_path, tiny_logs, params, name, column, value, as_type, expected
+):
+    """A null key or an id the contract's type cannot hold is a named error (file, table, column,
+    how many rows), not an Arrow traceback; no raw folder is left behind."""
+    raw, _ = tiny_logs
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    for table in contract.TABLES:
+        shutil.copy(contract.TABLES[table].file(raw), logs / f"{table}.parquet")
+    bad = _corrupt(pq.read_table(logs / f"{name}.parquet"), column, [0, 7, 42], value, as_type)
+    pq.write_table(bad, logs / f"{name}.parquet")
+    out = tmp_path / "raw"
+    with pytest.raises(ContractError, match=rf"{name}\.parquet: table '{name}' \([\d,]+ rows\): {expected}"):
+        ingest(params, logs, out, tmp_path / "world", progress=False)
+    assert not out.exists(), "a failed ingest must not leave a raw folder behind"
