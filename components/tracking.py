@@ -58,7 +58,8 @@ class StageRun:
             mlflow.log_artifact(str(path))
 
     def log_curve(self, rows: list[dict[str, float]], prefix: str) -> None:
-        """A training curve as step-wise metrics (``prefix/<column>``)."""
+        """A training curve as step-wise metrics (``prefix/<column>``). Empty cells (e.g. the true
+        value on real logs, where there is no world) are skipped, never cast."""
         if not self.active:
             return
         import mlflow
@@ -66,7 +67,8 @@ class StageRun:
         for row in rows:
             step = int(row["step"])
             mlflow.log_metrics(
-                {f"{prefix}/{k}": float(v) for k, v in row.items() if k != "step" and v == v}, step=step
+                {f"{prefix}/{k}": float(v) for k, v in row.items() if k != "step" and _is_number(v)},
+                step=step,
             )
 
 
