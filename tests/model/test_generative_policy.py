@@ -37,7 +37,10 @@ def prompts(policy, tiny_raw):
     return vocab.prompts(features, histories), histories, tracks
 
 
-def test_sft_beats_popularity_and_writes_a_loadable_policy(tiny_sft):
+def test_sft_writes_a_loadable_policy_and_reports_it_beside_the_popularity_baseline(tiny_sft):
+    """The name used to say 'beats popularity', which nothing compared: on the tiny world SFT
+    ties it (Recall@10 0.158 vs 0.159). Whether it beats it is a default-run number
+    (evaluation report), not something tiny data can show."""
     out, metrics = tiny_sft
     for name in (
         "config.json",
