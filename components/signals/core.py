@@ -76,7 +76,7 @@ def run(
     labels = label_library(library, Path(raw_dir), Path(labels_dir), params, progress)
     week = first_week(library, labels, sp.signal_days, fixed)
     arms = arm_table(library, week, signal_days=sp.signal_days, raw_dir=Path(raw_dir), seed=sp.seed)
-    treated = arms.filter(~pl.col("is_control"))
+    treated = arms.filter(~pl.col("is_control")) if arms.height else arms  # no library: no arms
     card = scorecard(arms, treated, coverage, per_user_sd(week, arms), sp) | {"signal_days": sp.signal_days}
     weights = choose_weights(treated, fixed, lp.composite.mode, sp)
     with atomic_dir(out_dir) as tmp:
@@ -376,7 +376,12 @@ def choose_weights(treated: pl.DataFrame, fixed: dict[str, float], mode: str, sp
             "columns": fixed,
             "days_per_unit": float("nan"),
             "loo_rmse": float("nan"),
-            "why": f"only {treated.height} treatment arm(s): nothing to learn from or to calibrate on",
+            "why": f"only {treated.height} treatment arm(s): nothing to learn from or to calibrate on"
+            + (
+                " (no experiment library: with source.kind logs, bring an experiments table)"
+                if treated.height == 0
+                else ""
+            ),
         }
         return out
     y = treated["d_active_days_adj"].to_numpy()

@@ -1,4 +1,5 @@
-"""End-to-end on tiny data: the KFP pipeline under kfp.local, and `dvc repro` (twice)."""
+"""End-to-end on tiny data: the KFP pipeline under kfp.local, `dvc repro` (twice), and `dvc repro`
+on a user's logs with no world."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from components.params import RUNTIME_SECTIONS
+from components.world import has_truth
 from tests.conftest import REPO
 from tests.pipelines.helpers import tiny_params_dict, write_tiny_params
 
@@ -183,3 +186,35 @@ def test_dvc_repro_runs_the_dag_then_is_a_no_op(tmp_path):
     flat = json.loads((ws / "metrics" / "no_truth.json").read_text())
     assert flat["eval/has_truth"] == 0.0 and "ope/rlhf_midterm/dr/value" in flat
     assert not any(key.startswith(("ab/", "truth/", "ope_error/")) for key in flat)
+
+
+def test_dvc_repro_on_a_users_logs_without_a_world_runs_through_register(tmp_path):
+    """A user with their own logs: four contract tables in a folder, no world, no experiments
+    table. The whole DAG runs through register; everything that needs the truth switches off
+    (no A/B, no verdict, no true value in the RL curve) and the composite falls back to the fixed
+    weights, saying why. (Real logs once crashed signals on the empty library, and rlhf_policy
+    on the empty true-value column.)"""
+    world_ws = _workspace(tmp_path / "world")
+    subprocess.run(["git", "init", "-q"], cwd=world_ws, check=True)
+    made = _dvc(world_ws, "repro", "simulate")
+    assert made.returncode == 0, made.stdout + made.stderr
+    logs = tmp_path / "user_logs"
+    logs.mkdir()
+    for name in ("impressions", "plays", "users", "tracks"):
+        shutil.copy(world_ws / "data" / "raw" / f"{name}.parquet", logs)
+
+    ws = _workspace(tmp_path / "user")
+    params = yaml.safe_load((ws / "params.yaml").read_text())
+    params["source"].update(kind="logs", logs_dir=str(logs))
+    (ws / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    subprocess.run(["git", "init", "-q"], cwd=ws, check=True)
+    run = _dvc(ws, "repro")
+    assert run.returncode == 0, run.stdout[-5000:] + run.stderr[-5000:]
+    assert "Running stage 'register'" in run.stdout
+    assert not has_truth(ws / "data" / "world")
+    evaluation = json.loads((ws / "metrics" / "evaluate.json").read_text())
+    assert evaluation and not [k for k in evaluation if k.startswith(("ab/", "truth/", "gate/verdict"))]
+    assert not [k for k in json.loads((ws / "metrics" / "rlhf_policy.json").read_text()) if "true" in k]
+    weights = json.loads((ws / "data" / "signals" / "weights.json").read_text())["active"]
+    assert weights["source"] == "fixed" and "no experiment library" in weights["why"]
+    assert json.loads((ws / "metrics" / "register.json").read_text())["registered"]
