@@ -103,7 +103,7 @@ def run(
     rm_validity = reward_model_validity(
         reward, signals_dir, experiments_dir, raw_dir, features_dir, params, tracks
     )
-    decision = gate_decision(
+    gate = gate_decision(
         params,
         logged,
         q,
@@ -115,7 +115,9 @@ def run(
         tracks,
         numbers["sft"]["pi"],
         rm_validity,
-    ).as_dict() | {"champion_version": champion_version}
+    )
+    gate.champion_version = champion_version
+    decision = gate.as_dict()
     plan = _plan(decision, calibration, ep.power, ab.horizon_days)
 
     # 4. the truth, when there is one: the A/B test, and was the gate right?

@@ -101,12 +101,11 @@ def run(
         if reward_v is None:
             reward_v = mlflow.register_model(reward_model.model_uri, rp.reward_model, tags=tags)
     # aliases last (setting an alias again is a no-op): a failure above leaves them untouched
-    for name, v in ((rp.reward_model, reward_v), (rp.policy_model, policy_v)):
-        c.set_registered_model_alias(name, "challenger", v.version)
-    if promote_it:
-        for name, v in ((rp.reward_model, reward_v), (rp.policy_model, policy_v)):
-            c.set_registered_model_alias(name, "champion", v.version)
-    for name, v in ((rp.reward_model, reward_v), (rp.policy_model, policy_v)):
+    versions = ((rp.reward_model, reward_v), (rp.policy_model, policy_v))
+    for alias in ("challenger", "champion") if promote_it else ("challenger",):
+        for name, v in versions:
+            c.set_registered_model_alias(name, alias, v.version)
+    for name, v in versions:
         c.set_model_version_tag(name, v.version, COMPLETE_TAG, "complete")
     return record | {
         "registered": True,

@@ -69,7 +69,7 @@ def _loo_predictions(x: np.ndarray, y: np.ndarray, groups: np.ndarray, fit) -> n
     return pred
 
 
-def _rmse(pred: np.ndarray, y: np.ndarray) -> float:
+def rmse(pred: np.ndarray, y: np.ndarray) -> float:
     return float(np.sqrt(np.mean((pred - y) ** 2)))
 
 
@@ -115,23 +115,19 @@ def learn_composite(x: np.ndarray, y: np.ndarray, groups: np.ndarray, min_gain_s
     scale[scale == 0] = 1.0
     xs = x / scale
 
-    def fit(xa: np.ndarray, ya: np.ndarray, ga: np.ndarray) -> np.ndarray:
+    def fit(xa: np.ndarray, ya: np.ndarray, ga: np.ndarray) -> tuple[np.ndarray, list[int]]:
         w = np.zeros(xa.shape[1])
-        if len(np.unique(ga)) > 2:
-            cols = forward_select(xa, ya, ga, min_gain_se)
-            if cols:
-                w[cols] = _nnls(xa[:, cols], ya)
-        return w
+        cols = forward_select(xa, ya, ga, min_gain_se) if len(np.unique(ga)) > 2 else []
+        if cols:
+            w[cols] = _nnls(xa[:, cols], ya)
+        return w, cols
 
     loo_pred = np.empty(len(y))
     for g in np.unique(groups):
         held = groups == g
-        loo_pred[held] = xs[held] @ fit(xs[~held], y[~held], groups[~held])
-    chosen = forward_select(xs, y, groups, min_gain_se)
-    w = np.zeros(x.shape[1])
-    if chosen:
-        w[chosen] = _nnls(xs[:, chosen], y)
-    return Composite(weights=w / scale, chosen=tuple(chosen), loo_rmse=_rmse(loo_pred, y), loo_pred=loo_pred)
+        loo_pred[held] = xs[held] @ fit(xs[~held], y[~held], groups[~held])[0]
+    w, chosen = fit(xs, y, groups)
+    return Composite(weights=w / scale, chosen=tuple(chosen), loo_rmse=rmse(loo_pred, y), loo_pred=loo_pred)
 
 
 def single_signal_loo_predictions(x: np.ndarray, y: np.ndarray, groups: np.ndarray) -> np.ndarray:
@@ -142,7 +138,7 @@ def single_signal_loo_predictions(x: np.ndarray, y: np.ndarray, groups: np.ndarr
 
 def single_signal_loo(x: np.ndarray, y: np.ndarray, groups: np.ndarray) -> float:
     """Leave-one-group-out RMSE of :func:`single_signal_loo_predictions`."""
-    return _rmse(single_signal_loo_predictions(x, y, groups), y)
+    return rmse(single_signal_loo_predictions(x, y, groups), y)
 
 
 def squared_error_gap(pred_a: np.ndarray, pred_b: np.ndarray, y: np.ndarray) -> tuple[float, float]:

@@ -43,6 +43,7 @@ from components.reward.labels import (
 )
 from components.reward.validity import (
     learn_composite,
+    rmse,
     single_signal_loo,
     single_signal_loo_predictions,
     squared_error_gap,
@@ -401,9 +402,10 @@ def choose_weights(treated: pl.DataFrame, fixed: dict[str, float], mode: str, sp
         "fixed": single_signal_loo(fx, y, groups),
         "no_effect": float(np.sqrt(np.mean(y**2))),
     }
-    loo |= {c.name: single_signal_loo(x[:, i], y, groups) for i, c in enumerate(usable)}
-    best = min(range(len(usable)), key=lambda i: loo[usable[i].name])
-    gap, gap_se = squared_error_gap(learned.loo_pred, single_signal_loo_predictions(x[:, best], y, groups), y)
+    single = {c.name: single_signal_loo_predictions(x[:, i], y, groups) for i, c in enumerate(usable)}
+    loo |= {name: rmse(pred, y) for name, pred in single.items()}
+    best = min(single, key=loo.__getitem__)
+    gap, gap_se = squared_error_gap(learned.loo_pred, single[best], y)
     out |= {
         "learned": {
             "columns": columns,
@@ -411,7 +413,7 @@ def choose_weights(treated: pl.DataFrame, fixed: dict[str, float], mode: str, sp
             "loo_rmse": learned.loo_rmse,
         },
         # is the learned composite's edge over the best single signal more than noise?
-        "vs_best_single": {"signal": usable[best].name, "mse_gap": gap, "mse_gap_se": gap_se},
+        "vs_best_single": {"signal": best, "mse_gap": gap, "mse_gap_se": gap_se},
         "loo_rmse": loo,
         "outcome": "active days over the experiment (CUPED-adjusted effect vs control)",
         "arms": treated["name"].to_list(),
