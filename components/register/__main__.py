@@ -43,6 +43,7 @@ def main(
             lambda p: run(p, policy_dir, reward_dir, evaluation_dir, project_root()),
             metrics_path,
             overrides=overrides(set_),
+            run_open_during_stage=True,  # register logs its models and gate.json to the stage's run
         )
         print(
             f"gate: {record['gate']}; registered: {record['registered']}; champion moved: "

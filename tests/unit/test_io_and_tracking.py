@@ -65,3 +65,35 @@ def test_a_curve_with_empty_cells_logs_the_numbers_and_skips_the_rest(tmp_path, 
     logged = mlflow.MlflowClient().get_metric_history(run.info.run_id, "rl/reward")
     assert [m.value for m in logged] == pytest.approx([0.5, 0.7])
     assert mlflow.MlflowClient().get_metric_history(run.info.run_id, "rl/true_value") == []
+
+
+def _stage_runs(uri: str, experiment: str) -> list:
+    import mlflow
+
+    exp = mlflow.MlflowClient(uri).get_experiment_by_name(experiment)
+    return [] if exp is None else mlflow.MlflowClient(uri).search_runs([exp.experiment_id])
+
+
+def test_a_rejected_input_records_no_mlflow_run_and_a_success_records_one(tmp_path, monkeypatch):
+    """A failed stage (here: input refused with a ContractError) must leave nothing in the tracking
+    store — it used to leave one run per failure; a successful one leaves exactly one run."""
+    from components.errors import ContractError
+    from components.stage import execute
+    from tests.conftest import tiny_params
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    params = tiny_params(tracking__enabled=True, tracking__experiment="rejections")
+
+    def refuse(_p):
+        raise ContractError("impressions.parquet: column 'ts' has 3 of 10 rows before signup")
+
+    with pytest.raises(ContractError):
+        execute("validate", ("validate",), params, refuse, tmp_path / "failed.json")
+    assert _stage_runs(uri, "rejections") == []
+    assert not (tmp_path / "failed.json").exists()
+
+    execute("validate", ("validate",), params, lambda _p: {"validate/rows": 10}, tmp_path / "ok.json")
+    (run,) = _stage_runs(uri, "rejections")
+    assert run.data.metrics["validate/rows"] == 10 and run.info.status == "FINISHED"
+    assert (tmp_path / "ok.json").exists()
