@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from components.params import CatalogueParams, PopulationParams
+from components.world.exact import unit_on_grid
 from components.world.rng import stream
 
 COUNTRIES = ("SE", "US", "GB", "DE", "BR", "MX", "JP", "FR", "IN", "AU")
@@ -19,7 +20,8 @@ AGE_BUCKETS = ("13-17", "18-24", "25-34", "35-44", "45-54", "55+")
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
-    return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
+    """Unit rows on the exact-dot grid (see ``components.world.exact``)."""
+    return unit_on_grid(x)
 
 
 class SegmentSampler:
@@ -152,7 +154,10 @@ def make_population(p: PopulationParams, catalogue: Catalogue, seed: int, days: 
     rng = stream(seed, 0, "population")
     U, G, D = p.n_users, catalogue.n_genres, catalogue.genre_centres.shape[1]
     weights = rng.dirichlet(np.full(G, p.genre_concentration), size=U)
-    taste = _unit(weights @ catalogue.genre_centres + p.taste_noise * rng.normal(size=(U, D)) / np.sqrt(D))
+    mixture = np.zeros((U, D))
+    for g in range(G):  # a fixed order of IEEE adds, not a BLAS kernel: the same bits on every CPU
+        mixture += weights[:, g : g + 1] * catalogue.genre_centres[g]
+    taste = _unit(mixture + p.taste_noise * rng.normal(size=(U, D)) / np.sqrt(D))
     is_new = rng.random(U) < p.new_user_fraction
     signup = np.where(
         is_new,
