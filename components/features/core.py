@@ -6,12 +6,18 @@ Outputs under ``out_dir`` (written atomically):
 - ``feast/registry.db`` (+ ``feast/online.db`` for the SQLite online store);
 - ``train_frame.parquet``: every recommended impression with its point-in-time-correct
   features from the ``reward_model`` feature service (``get_historical_features``).
+
+What lives outside the folder — the Redis online store, the cluster's shared SQL registry —
+is written only after the folder is final (the training frame is built from a registry file
+inside the folder). A failure before that leaves them exactly as they were; a failure while
+writing them leaves a complete folder, a shared registry naming sources that exist, and an
+online store that the next run's materialisation completes.
 """
 
 from __future__ import annotations
 
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +33,7 @@ from components.featurestore.definitions import (
     feast_objects,
 )
 from components.featurestore.store import (
+    FeatureStoreError,
     add_request_features,
     apply,
     historical,
@@ -37,7 +44,7 @@ from components.featurestore.store import (
 )
 from components.io import atomic_dir
 from components.logs import Logs, load_logs
-from components.params import Params
+from components.params import FeaturesParams, Params
 
 IMPRESSION_KEYS = [
     "event_id",
@@ -89,6 +96,26 @@ def training_frame(store: Any, imp: pl.DataFrame) -> pl.DataFrame:
     return add_request_features(frame.drop("_as_of"), "ts").sort("event_id")
 
 
+def publish(fp: FeaturesParams, out_dir: Path, window_end: datetime) -> None:
+    """Write the stores outside ``out_dir`` once it is final: for the cluster store, apply the
+    views to the shared SQL registry (naming sources that now exist); then materialise the online
+    store (Redis) through the registry the serving side reads.
+
+    Raises :class:`FeatureStoreError` naming the store.
+    """
+    where = fp.redis_connection if fp.store == "redis" else f"the cluster store ({fp.cluster_config})"
+    try:
+        store = open_store(repo_config(fp, out_dir / "feast"))
+        if fp.store == "cluster":
+            apply(store, feast_objects(out_dir / SOURCES_DIR, fp))
+        materialize(store, window_end, fp)
+    except Exception as exc:  # Redis/SQL client errors have no common base class
+        raise FeatureStoreError(
+            f"features: {out_dir} is complete, but writing the online store / shared registry at {where} "
+            f"failed ({type(exc).__name__}: {exc}); rerun the stage once the store answers."
+        ) from exc
+
+
 def run(params: Params, raw_dir: Path, out_dir: Path) -> dict[str, float]:
     """Compute sources, apply + materialise the Feast repo, build the training frame."""
     fp = params.features
@@ -105,18 +132,24 @@ def run(params: Params, raw_dir: Path, out_dir: Path) -> dict[str, float]:
         timings["sources"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        store = open_store(repo_config(fp, tmp / "feast"))
+        # a fresh registry file inside the folder: applying it touches nothing outside
+        store = open_store(repo_config(fp, tmp / "feast", local_registry=True))
         apply(store, feast_objects(tmp / SOURCES_DIR, fp))
         timings["apply"] = time.perf_counter() - t
-        t = time.perf_counter()
-        materialize(store, window_end, fp)
-        timings["materialize"] = time.perf_counter() - t
+        if fp.store == "embedded":  # its online store is a file in the folder
+            t = time.perf_counter()
+            materialize(store, window_end, fp)
+            timings["materialize"] = time.perf_counter() - t
         t = time.perf_counter()
         frame = training_frame(store, logs.impressions)
         frame.write_parquet(tmp / TRAIN_FRAME, compression="zstd")
         timings["training_frame"] = time.perf_counter() - t
         # the registry must name the sources where they will live once this folder is in place
         apply(store, feast_objects(out_dir / SOURCES_DIR, fp))
+    if fp.store != "embedded":
+        t = time.perf_counter()
+        publish(fp, out_dir, window_end)
+        timings["materialize"] = time.perf_counter() - t
 
     metrics: dict[str, float] = {f"features/rows/{n}": f.height for n, f in frames.items()}
     metrics["features/train_frame_rows"] = frame.height

@@ -17,27 +17,39 @@ from typing import Any
 import polars as pl
 import yaml
 
-from components.errors import ParamsError
+from components.errors import EncoreError, ParamsError
 from components.params import FeaturesParams
 from components.paths import project_root
 
 REPO_DIR = project_root() / "feature_repo"
+
+
+class FeatureStoreError(EncoreError):
+    """A store outside the stage's folder (Redis, the shared SQL registry) could not be written."""
+
+
 TEMPLATES = {"embedded": "feature_store.yaml", "redis": "feature_store.redis.yaml"}
 EPOCH_DAY_US = 86_400_000_000
 
 
-def repo_config(fp: FeaturesParams, store_dir: Path, repo_dir: Path = REPO_DIR) -> Any:
+def repo_config(
+    fp: FeaturesParams, store_dir: Path, repo_dir: Path = REPO_DIR, local_registry: bool = False
+) -> Any:
     """A Feast RepoConfig from the committed configuration for ``features.store``.
 
     - embedded / redis: ``feature_repo/feature_store[.redis].yaml`` with the registry (and the
       SQLite online store) under ``store_dir``;
     - cluster: ``features.cluster_config`` as mounted in the cluster, ``${VARS}`` expanded from
-      the environment (addresses and credentials come from Secrets, never from the file).
+      the environment (addresses and credentials come from Secrets, never from the file);
+      ``local_registry``: with a registry file under ``store_dir`` instead of the shared SQL
+      registry (the stage builds there first, and publishes to the shared one last).
     """
     from feast.repo_config import RepoConfig
 
     if fp.store == "cluster":
         raw = yaml.safe_load(_expand_env(_cluster_file(fp).read_text(), fp.cluster_config))
+        if local_registry:
+            raw["registry"] = str(Path(store_dir, "registry.db").resolve())
     else:
         raw = yaml.safe_load((repo_dir / TEMPLATES[fp.store]).read_text())
         raw["registry"] = str(Path(store_dir, "registry.db").resolve())
