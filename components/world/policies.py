@@ -15,8 +15,8 @@ import numpy as np
 
 from components.params import LoggingPolicyParams
 from components.protocol import Contexts, Slates
-from components.world import exact
 from components.world.catalogue import Catalogue, Population
+from components.world.exact import dot, unit_on_grid
 from components.world.response import habit_worth, long_term_value, respond
 from components.world.rng import stream
 
@@ -54,7 +54,7 @@ class LoggingPolicy:
         rng = stream(seed, 0, "logging_policy_taste")
         noise = rng.normal(size=pop.taste.shape) * params.taste_noise / np.sqrt(pop.taste.shape[1])
         est = pop.taste + noise
-        est = exact.unit_on_grid(est)
+        est = unit_on_grid(est)
         self.pool, self.pool_logits = self._retrieve(est, cat, track_score)
 
     def _retrieve(
@@ -65,7 +65,7 @@ class LoggingPolicy:
         pool = np.empty((U, C), np.int64)
         logits = np.empty((U, C), np.float32)
         for lo in range(0, U, 4096):
-            score = p.affinity_weight * exact.dot(taste_est[lo : lo + 4096], cat.track_vec)
+            score = p.affinity_weight * dot(taste_est[lo : lo + 4096], cat.track_vec)
             score += p.popularity_weight * cat.log_popularity[None, :]
             if track_score is not None:
                 score += track_score[None, :]

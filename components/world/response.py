@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from components.params import DynamicsParams
-from components.world import exact
 from components.world.catalogue import Catalogue, Population
+from components.world.exact import dot, rowwise_dot
 from components.world.rng import sigmoid
 from components.world.state import UserState
 
@@ -41,12 +41,12 @@ def respond(
     """
     taste = pop.taste[users]
     if tracks is None:
-        aff = exact.dot(taste, cat.track_vec)  # (n, T)
+        aff = dot(taste, cat.track_vec)  # (n, T)
         artist = cat.track_artist[None, :]
         genre = cat.track_genre[None, :]
         catch, depth, logpop = (x[None, :] for x in (cat.catchiness, cat.depth, cat.log_popularity))
     else:
-        aff = exact.rowwise_dot(taste, cat.track_vec[tracks])
+        aff = rowwise_dot(taste, cat.track_vec[tracks])
         artist, genre = cat.track_artist[tracks], cat.track_genre[tracks]
         catch, depth, logpop = cat.catchiness[tracks], cat.depth[tracks], cat.log_popularity[tracks]
     if state is None:
@@ -70,7 +70,7 @@ def respond(
 def habit_worth(dyn: DynamicsParams, cat: Catalogue, pop: Population, users: np.ndarray) -> np.ndarray:
     """(n, A) what a habit with each artist is worth per organic play: the expected value of a
     play of that artist's typical track (affinity to the artist, its mean depth), floored at 0."""
-    aff = exact.dot(pop.taste[users], cat.artist_vec)
+    aff = dot(pop.taste[users], cat.artist_vec)
     return np.maximum(
         dyn.value_bias + dyn.value_affinity * aff + dyn.value_depth * cat.artist_depth()[None, :], 0.0
     )
