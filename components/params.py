@@ -191,6 +191,7 @@ class ValidateParams(Section):
     )
     max_ms_played: int = Field(gt=0, description="largest plausible ms_played of one play")
     max_slate_size: int = Field(gt=0, description="largest plausible slate (positions per session)")
+    min_days: int = Field(gt=0, description="fewest days the log window may span (history + a label horizon)")
 
 
 # --------------------------------------------------------------------------- features

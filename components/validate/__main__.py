@@ -13,8 +13,12 @@ from components.validate import SECTIONS
 HELP = (
     "Check the raw logs with Great Expectations; refuse them (exit 2) if any expectation fails.\n\n"
     "Reads impressions, plays, users, tracks and manifest.json from --raw-dir and checks dtypes, "
-    "nulls, value ranges, timestamps inside the manifest's window, unique keys, referential "
-    "integrity and daily impression volume (bounds: the `validate` section of params.yaml).\n\n"
+    "UTC times, nulls, value ranges, id ranges, timestamps inside the log window and after signup, "
+    "unique keys and duplicate plays, referential integrity (artist per track included), "
+    "consistent outcome flags, country codes, daily impression volume and listening time per "
+    "listener-day (bounds: the `validate` section of params.yaml). A folder without manifest.json "
+    "(e.g. your own export) is accepted: the window is then inferred from the bulk of the events, "
+    "as ingest infers it.\n\n"
     "Success writes --report and --metrics. A breach removes both, writes <report>.failed.html "
     "and lists each failure: table, expectation, column(s), failing rows of total."
 )
@@ -28,7 +32,7 @@ def main(
     raw_dir: Path = typer.Option(
         Path("data/raw"),
         "--raw-dir",
-        help="folder with the four raw-log tables and manifest.json (written by simulate/ingest)",
+        help="folder with the four raw-log tables and, if simulate/ingest wrote it, manifest.json",
     ),
     report_path: Path = typer.Option(
         Path("reports/validation.html"),

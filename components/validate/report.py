@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 from great_expectations.core import ExpectationValidationResult
 
 
@@ -58,7 +59,7 @@ def outcome(table: str, r: ExpectationValidationResult) -> Outcome:
     cfg = r.expectation_config
     assert cfg is not None, "GX always attaches the configuration to a checkpoint result"
     kw, meta, res = dict(cfg.kwargs), dict(cfg.meta or {}), dict(r.result or {})
-    columns = tuple(kw["column_list"]) if "column_list" in kw else ((kw["column"],) if "column" in kw else ())
+    columns = _columns(kw)
     unexpected = res.get("unexpected_count")
     observed = res.get("observed_value")
     return Outcome(
@@ -88,6 +89,15 @@ def _sample(res: dict) -> list[Any]:
     return [repr(v) if isinstance(v, str) else v for v in values]
 
 
+def _columns(kw: dict) -> tuple[str, ...]:
+    """The column(s) an expectation is about: one, a list, or a pair (A, B)."""
+    if "column_list" in kw:
+        return tuple(kw["column_list"])
+    if "column_A" in kw:
+        return (kw["column_A"], kw["column_B"])
+    return (kw["column"],) if "column" in kw else ()
+
+
 def _expected(kw: dict, meta: dict) -> str:
     """The expectation's parameters in words (sets are named, not listed, when large)."""
     parts: list[str] = []
@@ -102,7 +112,7 @@ def _expected(kw: dict, meta: dict) -> str:
     if kw.get("type_"):
         parts.append(f"expected {kw['type_']}")
     text = ", ".join(parts)
-    return f"{text} {meta['detail']}" if meta.get("detail") else text
+    return f"{text} {meta['detail']}".strip() if meta.get("detail") else text
 
 
 def _condition(cond: Any) -> str:
@@ -136,6 +146,12 @@ def _fmt(x: Any) -> str:
         return f"{x:g}"
     if isinstance(x, datetime):
         return x.isoformat()
+    if isinstance(x, np.datetime64):  # pair results come back as numpy values
+        return f"{np.datetime_as_string(x, unit='s')}+00:00"
+    if isinstance(x, np.generic):
+        return _fmt(x.item())
+    if isinstance(x, tuple | list):
+        return f"({', '.join(map(_fmt, x))})"
     return str(x)
 
 

@@ -1,0 +1,16 @@
+"""Small polars helpers to corrupt a valid log in one place (shared by the bad-input tests)."""
+
+from __future__ import annotations
+
+import polars as pl
+
+
+def set_rows(df: pl.DataFrame, mask: pl.Expr, column: str, value) -> pl.DataFrame:
+    """Set ``column`` to ``value`` (a literal or an expression) where ``mask`` holds."""
+    value = value if isinstance(value, pl.Expr) else pl.lit(value)
+    return df.with_columns(pl.when(mask).then(value).otherwise(pl.col(column)).alias(column))
+
+
+def first(n: int) -> pl.Expr:
+    """The first ``n`` rows."""
+    return pl.int_range(pl.len()) < n
