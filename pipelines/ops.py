@@ -21,10 +21,19 @@ from pipelines.images import CPU_IMAGE, GPU_IMAGE
 
 
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
+def logs_fingerprint(source: dict) -> str:
+    """Content hash of source.logs_dir ('world' when simulating): part of simulate's cache key."""
+    from pipelines import runtime
+
+    return runtime.logs_fingerprint(source)
+
+
+@dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
 def simulate(
     tracking: dict,
     source: dict,
     simulate: dict,
+    logs_fingerprint: str,
     raw_logs: Output[Dataset],
     world: Output[Dataset],
     metrics: Output[Metrics],
@@ -33,7 +42,11 @@ def simulate(
     from pipelines import runtime
 
     runtime.raw_logs(
-        {"tracking": tracking, "source": source, "simulate": simulate}, raw_logs.path, world.path, metrics
+        {"tracking": tracking, "source": source, "simulate": simulate},
+        raw_logs.path,
+        world.path,
+        metrics,
+        fingerprint=logs_fingerprint,
     )
 
 

@@ -8,10 +8,12 @@ receives only the params sections its stage declares; they are validated here ex
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
-from components.params import Params, params_from_dict
+from components.errors import EncoreError
+from components.params import Params, SourceParams, params_from_dict
 from components.stage import execute
 
 
@@ -46,20 +48,61 @@ def _report(metrics_artifact: Any, metrics: dict[str, Any]) -> None:
             metrics_artifact.log_metric(key, float(value))
 
 
-def raw_logs(sections: dict, raw_dir: str, world_dir: str, metrics_artifact: Any) -> None:
-    """The first slot: simulate the world or ingest real logs, per ``source.kind``."""
+def logs_fingerprint(source: dict) -> str:
+    """What the first slot will read, as a value for its cache key: with ``source.kind: logs``
+    a content hash of ``source.logs_dir`` (every file's relative path, size and bytes, in
+    order), ``missing:<path>`` when there is no such folder (ingest then fails with its own
+    error; a failed task is never cached); ``world`` when simulating, which is a function of
+    the params alone (already in the key).
+
+    KFP keys a task's cache on its parameter values and on its input artifacts' *names*, never
+    on what a path it reads holds: without this value, a run over new logs with unchanged
+    params reuses last time's ingest, and every task after it last time's outputs."""
+    sp = SourceParams.model_validate(source)
+    if sp.kind != "logs":
+        return "world"
+    folder = Path(sp.logs_dir)
+    if not folder.is_dir():
+        return f"missing:{folder}"
+    h = hashlib.sha256()
+    for f in sorted(p for p in folder.rglob("*") if p.is_file()):
+        h.update(f"{f.relative_to(folder).as_posix()}\0{f.stat().st_size}\0".encode())
+        with f.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    return f"sha256:{h.hexdigest()}"
+
+
+def raw_logs(
+    sections: dict,
+    raw_dir: str,
+    world_dir: str,
+    metrics_artifact: Any,
+    fingerprint: str | None = None,
+) -> None:
+    """The first slot: simulate the world or ingest real logs, per ``source.kind``.
+
+    ``fingerprint``: :func:`logs_fingerprint` as the pipeline computed it before this task (it is
+    this task's cache key). The logs must still hold it after the ingest; otherwise they changed
+    while being read, and the task fails rather than be cached under a key its output does not
+    match."""
     from components.raw_logs import SECTIONS
     from components.raw_logs.core import run, stage_name
 
     p = _params(sections, SECTIONS, "simulate")
     seed_of = (lambda q: q.simulate.seed) if p.source.kind == "world" else None
-    m = execute(
-        stage_name(p),
-        SECTIONS,
-        p,
-        lambda q: run(q, Path(raw_dir), Path(world_dir), progress=False),
-        seed_of=seed_of,
-    )
+
+    def checked(q: Params) -> dict[str, Any]:
+        metrics = run(q, Path(raw_dir), Path(world_dir), progress=False)
+        now = logs_fingerprint(sections["source"]) if fingerprint is not None else None
+        if now != fingerprint:
+            raise EncoreError(
+                f"{q.source.logs_dir}: the logs changed while this run ingested them (fingerprint "
+                f"{fingerprint} before, {now} after); the ingested copy may mix both. Resubmit the run."
+            )
+        return metrics
+
+    m = execute(stage_name(p), SECTIONS, p, checked, seed_of=seed_of)
     _report(metrics_artifact, m)
 
 
@@ -367,5 +410,6 @@ def register(
             pipeline_run_id or None,
             promote=promote,
         ),
+        run_open_during_stage=True,  # register logs its models and gate.json to the stage's run
     )
     _report(metrics_artifact, {k: float(v) for k, v in record.items() if isinstance(v, (bool, int, float))})

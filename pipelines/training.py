@@ -6,6 +6,11 @@ defaults: the compiled spec does not embed the parameters (only the compile-time
 sections of the params file it is given. Each task gets the sections its stage declares
 (``components/<stage>/__init__.py: SECTIONS``), so an edit to ``rlhf_policy`` changes the
 inputs of the RL tasks and of what runs after them, and leaves every upstream task cached.
+
+Never cached, because each reads or writes something outside its inputs: ``logs_fingerprint``
+(the logs as they are now), ``features`` (writes the online store), ``evaluate`` (reads the
+registry's champion at run time) and ``register`` (writes the registry). Every task runs
+hardened (:func:`pipelines.scheduling.hardened`).
 """
 
 from kfp import dsl
@@ -38,8 +43,16 @@ def training(
     register: dict,
 ):
     gpu = load_cluster().gpu
+    # KFP caches a task on its parameters and its inputs' artifact *names*, never on what a path
+    # holds: the logs' content reaches simulate's cache key only as this (never cached) value,
+    # so new logs re-ingest and rerun everything after, and unchanged logs keep every cache.
+    fingerprint = on_cpu(
+        ops.logs_fingerprint(source=source).set_display_name("logs_fingerprint"), cpu="1", memory="1G"
+    ).set_caching_options(False)
     sim = on_cpu(
-        ops.simulate(tracking=tracking, source=source, simulate=simulate).set_display_name("simulate")
+        ops.simulate(
+            tracking=tracking, source=source, simulate=simulate, logs_fingerprint=fingerprint.output
+        ).set_display_name("simulate")
     )
     raw, world = sim.outputs["raw_logs"], sim.outputs["world"]
     val = on_cpu(

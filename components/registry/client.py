@@ -1,7 +1,8 @@
 """Thin helpers over MLflow's model registry (aliases, lineage tags, finding versions).
 
 The one place Encore talks to the registry: ``evaluate`` asks it for the champion to
-compare against, ``register`` records versions and moves aliases.
+compare against, ``register`` records versions and moves aliases, and DVC's ``champion`` stage
+(:mod:`components.registry.snapshot`) writes down who the champion is.
 """
 
 from __future__ import annotations

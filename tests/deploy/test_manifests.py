@@ -194,6 +194,16 @@ def test_every_image_is_pinned(rendered, overlay):
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
+def test_no_container_pulls_a_tag_again(rendered, overlay):
+    """`Always` re-resolves a tag at every pod start, so one re-pushed tag would run two images
+    side by side. A tag is pulled once per node (IfNotPresent); only a digest may be re-checked."""
+    for obj, spec in pod_specs(rendered[overlay]):
+        for c in containers(spec):
+            if c.get("imagePullPolicy") == "Always":
+                assert "@sha256:" in c["image"], f"{obj['metadata']['name']}/{c['name']}: {c['image']}"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
 def test_pipeline_runner_identity(rendered, overlay, cluster):
     """submit.py runs pipelines as encore-pipeline-runner, bound to a Role in the namespace;
     it can read no Secret but KFP's artifact-store credentials."""

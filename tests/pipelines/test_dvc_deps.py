@@ -20,9 +20,16 @@ def _stages() -> dict:
 
 
 def _module(cmd: str) -> str:
-    found = re.search(r"-m (components\.\w+)", cmd)
+    """The module a stage's command runs: a stage package (``components.evaluate``) or a
+    library's CLI module (``components.registry.snapshot``)."""
+    found = re.search(r"-m (components(?:\.\w+)+)", cmd)
     assert found, f"a stage command must run a components CLI: {cmd}"
     return found.group(1)
+
+
+def _entry(graph: ImportGraph, module: str) -> str:
+    """What ``python -m module`` runs: the package's ``__main__``, or the module itself."""
+    return f"{module}.__main__" if f"{module}.__main__" in graph.files else module
 
 
 def _listed(spec: dict) -> list[str]:
@@ -31,7 +38,7 @@ def _listed(spec: dict) -> list[str]:
 
 def coverage_problems(graph: ImportGraph, module: str, listed: list[str]) -> list[str]:
     """Files the command imports that no dep covers, and deps that cover nothing it imports."""
-    files = {graph.files[m].relative_to(graph.root).as_posix() for m in graph.reach(f"{module}.__main__")}
+    files = {graph.files[m].relative_to(graph.root).as_posix() for m in graph.reach(_entry(graph, module))}
 
     def covers(dep: str, f: str) -> bool:
         return f == dep or f.startswith(dep.rstrip("/") + "/")
@@ -47,7 +54,7 @@ def test_code_deps_are_what_the_command_imports(stage):
     module = _module(spec["cmd"])
     graph = ImportGraph.build(REPO)
     problems = coverage_problems(graph, module, _listed(spec))
-    expected = "\n".join(f"      - {d}" for d in code_deps(graph, f"{module}.__main__"))
+    expected = "\n".join(f"      - {d}" for d in code_deps(graph, _entry(graph, module)))
     assert not problems, (
         f"dvc.yaml stage '{stage}':\n  " + "\n  ".join(problems) + f"\nExact list:\n{expected}"
     )
