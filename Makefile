@@ -24,7 +24,7 @@ export DO_NOT_TRACK := true
 export DVC_NO_ANALYTICS := 1
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: help install deploy-tools repro test test-fast lint lint-deploy compile check-compiled bench clean
+.PHONY: help install deploy-tools repro test test-fast lint lint-deploy compile check-compiled bench bench-serve serve clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -83,6 +83,13 @@ bench: install  ## run the benchmarks (writes benchmarks/results/*.json)
 	$(BIN)/python -m benchmarks.label_throughput
 	$(BIN)/python -m benchmarks.reward_model_throughput
 	$(BIN)/python -m benchmarks.policy_throughput
+	$(BIN)/python -m benchmarks.serve_latency
+
+bench-serve: install  ## policy-service latency and slates/s at concurrency 1/8/32 (real server, local Redis)
+	$(BIN)/python -m benchmarks.serve_latency
+
+serve: install  ## serve the registered champion over HTTP on :8080 (after make repro; docs/serving.md)
+	$(BIN)/python -m components.serve --host 127.0.0.1 --port 8080
 
 clean:  ## remove pipeline outputs and the local MLflow store (not the venv, not the DVC cache)
 	rm -rf data/raw data/world data/features data/labels models reports metrics plots local_outputs

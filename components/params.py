@@ -513,6 +513,68 @@ class RegisterParams(Section):
     )
 
 
+# --------------------------------------------------------------------------- serve
+
+
+class ServeArmParams(Section):
+    name: str = Field(min_length=1, description="the arm's name in responses, logs and metrics, e.g. control")
+    alias: str = Field(min_length=1, description="registry alias of register.policy_model this arm serves")
+    share: float = Field(gt=0, le=1, description="share of listeners assigned to this arm")
+
+
+class ServeExperimentParams(Section):
+    id: int = Field(
+        ge=1,
+        le=9_007_199_253,
+        description="the A/B test's id: the leading digits of every policy_id it logs "
+        "(policy_id = id * 10**6 + (arm index + 1) * 10**4 + registered version)",
+    )
+    salt: str = Field(
+        min_length=1, description="salt of the assignment hash: a new salt reshuffles every listener"
+    )
+    arms: list[ServeArmParams] = Field(
+        min_length=1, max_length=98, description="the arms, in order; their shares sum to 1"
+    )
+
+    @model_validator(mode="after")
+    def _shares(self) -> "ServeExperimentParams":
+        total = sum(a.share for a in self.arms)
+        if abs(total - 1.0) > 1e-9:
+            raise ValueError(f"the arms' shares sum to {total}, not 1")
+        names = [a.name for a in self.arms]
+        if len(set(names)) != len(names):
+            raise ValueError(f"arm names must be unique, got {names}")
+        return self
+
+
+class ServeBatchParams(Section):
+    max_size: int = Field(gt=0, description="most requests decoded in one forward pass")
+    max_wait_ms: float = Field(
+        ge=0, description="how long a batch's first request waits for others when the model is idle"
+    )
+    max_queue: int = Field(gt=0, description="requests waiting beyond this are refused with 503")
+
+
+class ServeLogParams(Section):
+    flush_rows: int = Field(gt=0, description="a log part is written once this many rows are buffered")
+    flush_seconds: float = Field(gt=0, description="... or once the oldest buffered row is this old")
+
+
+class ServeParams(Section):
+    temperature: float = Field(
+        ge=0, description="sampling temperature of the policy when serving; 0 = its argmax (greedy)"
+    )
+    epsilon: float = Field(
+        ge=0, lt=1, description="share of slots filled uniformly among the allowed tracks (exploration)"
+    )
+    poll_seconds: float = Field(gt=0, description="how often the registry aliases are checked for a move")
+    torch_threads: int = Field(ge=1, description="intra-op threads of the forward pass (per replica)")
+    max_history: int = Field(gt=0, description="longest `history` a request may bring (ids)")
+    batch: ServeBatchParams
+    log: ServeLogParams
+    experiment: ServeExperimentParams
+
+
 # --------------------------------------------------------------------------- cluster
 
 
@@ -561,6 +623,7 @@ class Params(Section):
     rlhf_policy: RLHFParams
     evaluate: EvaluateParams
     register_: RegisterParams = Field(alias="register")
+    serve: ServeParams
     cluster: ClusterParams
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
@@ -583,7 +646,12 @@ _FIELD_OF = {(f.alias or n): n for n, f in Params.model_fields.items()}
 SECTIONS: tuple[str, ...] = tuple(_FIELD_OF)  # every section, in params.yaml order
 # Read when the Kubeflow pipeline is compiled (images, GPU placement), never by a stage at run time.
 COMPILE_TIME_SECTIONS = ("cluster",)
-RUNTIME_SECTIONS: tuple[str, ...] = tuple(s for s in SECTIONS if s not in COMPILE_TIME_SECTIONS)
+# Read by the serving process (python -m components.serve), never by a pipeline stage: editing
+# them re-runs nothing and never changes a registered model's fingerprint.
+SERVICE_SECTIONS = ("serve",)
+RUNTIME_SECTIONS: tuple[str, ...] = tuple(
+    s for s in SECTIONS if s not in COMPILE_TIME_SECTIONS + SERVICE_SECTIONS
+)
 ALWAYS_READ = ("tracking",)  # every stage run opens an MLflow run
 
 
@@ -758,6 +826,7 @@ SECTION_HELP = {
     "rlhf_policy": "GRPO fine-tuning against the reward model, KL-anchored to SFT",
     "evaluate": "off-policy estimates, ranking metrics, A/B planning",
     "register": "the MLflow registry names and the promotion gate",
+    "serve": "the HTTP service: sampling, exploration, A/B arms, micro-batching, impression logs",
     "cluster": "how the compiled Kubeflow pipeline runs on Kubernetes (compile time only)",
 }
 
