@@ -114,7 +114,8 @@ def test_it_learns_a_rule_it_is_taught(tmp_path, tiny_raw, tiny_features, tiny_l
         signals_dir=signals,
         experiments_dir=tiny_experiments,
     )
-    assert metrics["eval/pairwise_accuracy"] > 0.9, metrics
+    # a model that learned the rule orders >= 85% of held-out pairs right; one that did not, ~50%
+    assert metrics["eval/pairwise_accuracy"] > 0.85, metrics
 
 
 def test_pairwise_objective_uses_bradley_terry(
