@@ -56,6 +56,7 @@ def test_a_curve_with_empty_cells_logs_the_numbers_and_skips_the_rest(tmp_path, 
 
     monkeypatch.chdir(tmp_path)
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
+    mlflow.set_experiment("curves")  # not the default id another test's store left active
     rows = [
         {"step": 1, "reward": 0.5, "true_value": None},
         {"step": 2, "reward": 0.7, "true_value": float("nan")},
