@@ -17,7 +17,6 @@ import polars as pl
 from components import contract
 
 DAY_US = 86_400_000_000
-LOOKUP_TABLE_MAX = 200_000_000  # id-space size up to which a dense lookup table is used
 
 
 @dataclass(frozen=True)
@@ -51,15 +50,34 @@ def day_index(ts: pl.Series, window_start) -> np.ndarray:
     return ((ts - start).dt.total_days()).to_numpy().astype(np.int32)
 
 
-def dense_ids(*columns: np.ndarray) -> list[np.ndarray]:
-    """Map ids (shared across the given arrays) to 0..n-1; ids already dense are kept as is."""
-    lo = min((int(c.min()) for c in columns if len(c)), default=0)
-    hi = max((int(c.max()) for c in columns if len(c)), default=0)
-    total = sum(len(c) for c in columns)
-    if lo >= 0 and hi < max(4 * total, 1024) and hi < LOOKUP_TABLE_MAX:
-        return [c.astype(np.int64, copy=False) for c in columns]
-    uniq = np.unique(np.concatenate(columns))
-    return [np.searchsorted(uniq, c) for c in columns]
+def dense_codes(*columns: np.ndarray) -> tuple[list[np.ndarray], int]:
+    """Codes 0..n-1 for the ids of ``columns`` (one code space shared by all of them), and n.
+
+    Why: arrays indexed by id (the labels' and features' grids) must be sized by the number of
+    distinct ids, never by their magnitude — a warehouse's surrogate keys can be sparse (max id
+    20M for 10k listeners), and a grid sized by the largest id would need tens of GB.
+
+    Codes keep the ids' order (code(a) < code(b) iff a < b), so whatever is laid out by code
+    comes out in id order, exactly as if it had been laid out by id. A presence table over the
+    id range is used only when that range is no larger than the rows themselves (the
+    simulator's ids, most surrogate keys: the fast path), the sorted distinct ids otherwise.
+    """
+    if not any(len(c) for c in columns):
+        return [np.zeros(len(c), dtype=np.int64) for c in columns], 0
+    lo = min(int(c.min()) for c in columns if len(c))
+    hi = max(int(c.max()) for c in columns if len(c))
+    rows = sum(len(c) for c in columns)
+    if lo >= 0 and hi < max(rows, 1 << 16):
+        seen = np.zeros(hi + 1, dtype=bool)
+        for c in columns:
+            seen[c] = True
+        n = int(np.count_nonzero(seen))
+        if n == hi + 1:  # already dense: the ids are their own codes
+            return [c.astype(np.int64, copy=False) for c in columns], n
+        code = np.cumsum(seen, dtype=np.int64) - 1
+        return [code[c] for c in columns], n
+    ids = pl.concat([pl.Series(c, dtype=pl.Int64).unique() for c in columns]).unique().sort().to_numpy()
+    return [np.searchsorted(ids, c) for c in columns], len(ids)
 
 
 def snapshot_ts(start: datetime, days: np.ndarray) -> pl.Series:

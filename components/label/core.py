@@ -14,18 +14,15 @@ from pathlib import Path
 import joblib
 import polars as pl
 
-from components import contract
 from components.io import atomic_dir
 from components.logs import window
 from components.params import Params
 from components.reward.candidates import CANDIDATES
 from components.reward.labels import (
-    IMPRESSION_COLUMNS,
     LABELS_FILE,
-    PLAY_COLUMNS,
     SURROGATE_FILE,
-    TRACK_COLUMNS,
     label_logs,
+    read_logs,
     with_surrogate,
 )
 from components.reward.surrogate import fit_surrogate
@@ -35,10 +32,8 @@ def run(params: Params, raw_dir: Path, out_dir: Path) -> dict[str, float]:
     """Label every impression in ``raw_dir``; write ``out_dir/labels.parquet``; return metrics."""
     lp = params.label
     window_start, n_days = window(raw_dir)
-    imp = pl.from_arrow(contract.read(raw_dir, "impressions", IMPRESSION_COLUMNS))
-    plays = pl.from_arrow(contract.read(raw_dir, "plays", PLAY_COLUMNS))
-    tracks = pl.from_arrow(contract.read(raw_dir, "tracks", TRACK_COLUMNS))
-    frame = label_logs(imp, plays, tracks, window_start, n_days, lp)
+    # lazy scans: read in parallel, only the columns used, and freed once the labels are made
+    frame = label_logs(*read_logs(raw_dir), window_start, n_days, lp)
     surrogate, surrogate_metrics = fit_surrogate(frame, lp, n_days)
     frame = with_surrogate(frame, surrogate)
     with atomic_dir(out_dir) as tmp:

@@ -32,7 +32,8 @@ def fit_surrogate(frame: pl.DataFrame, lp: LabelParams, n_days: int) -> tuple[ob
     from sklearn.metrics import r2_score
 
     sp = lp.surrogate
-    eligible = frame.filter(pl.col(TARGET).is_not_null())
+    # only the columns used: a filter copies every column it keeps (the labels are wide)
+    eligible = frame.select("event_id", "day", *INPUTS, TARGET).filter(pl.col(TARGET).is_not_null())
     days = eligible["day"].unique().sort()
     if len(days) < 2:
         raise EncoreError(
@@ -72,7 +73,7 @@ def apply_surrogate(frame: pl.DataFrame, model) -> pl.Series:
     has_inputs = frame["active_days_7d"].is_not_null().to_numpy()
     pred = np.full(frame.height, np.nan)
     if has_inputs.any():
-        pred[has_inputs] = model.predict(_matrix(frame.filter(pl.Series(has_inputs))))
+        pred[has_inputs] = model.predict(_matrix(frame.select(INPUTS).filter(pl.Series(has_inputs))))
     return pl.Series("surrogate_active_days_28d", pred).fill_nan(None)
 
 

@@ -209,3 +209,20 @@ def test_history_before_the_window_counts_for_repetition_and_discovery():
     # without the history, the test's first 14 days have nothing to judge by
     alone = history_signals(imp, plays, tracks, test_start, lp)
     assert alone["discovery"].null_count() == 3 and alone["served_repeat_7d"].null_count() == 3
+
+
+def test_labels_made_a_block_at_a_time_equal_all_at_once(tiny_raw, monkeypatch):
+    """Large logs are labelled a block of impressions at a time (bounded memory); the blocks
+    must not show: sessions cut by a block boundary keep their shares (``split``)."""
+    from polars.testing import assert_frame_equal
+
+    from components.logs import window
+    from components.reward import signals
+    from components.reward.labels import label_logs, read_logs
+
+    lp = tiny_params(label__attribution="split").label
+    start, n_days = window(tiny_raw)
+    whole = label_logs(*read_logs(tiny_raw), start, n_days, lp)
+    blocks = signals.MidTermSignals.blocks
+    monkeypatch.setattr(signals.MidTermSignals, "blocks", lambda self, size=7_919: blocks(self, size))
+    assert_frame_equal(label_logs(*read_logs(tiny_raw), start, n_days, lp), whole, check_exact=True)
