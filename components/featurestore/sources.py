@@ -14,7 +14,10 @@ Views:
 - ``user_history`` (user; sparse: a row on each day the user played): the last N tracks.
 
 Aggregation runs on dense (entity x day) cumulative grids in numpy (``bincount`` then
-``cumsum``; a rolling window is a difference of two columns); frames are polars.
+``cumsum``; a rolling window is a difference of two columns); frames are polars. Grid rows
+are *codes* of the ids (:func:`components.logs.dense_codes`), so a grid's size follows the
+number of distinct users or tracks, never the magnitude of their ids (a warehouse's sparse keys
+would otherwise need tens of GB for the genre grid alone).
 """
 
 from __future__ import annotations
@@ -24,8 +27,26 @@ from datetime import datetime
 import numpy as np
 import polars as pl
 
-from components.logs import DAY_US, Logs, day_index, dense_ids, snapshot_ts
+from components.logs import DAY_US, Logs, day_index, dense_codes, snapshot_ts
 from components.params import FeaturesParams
+
+# what each source reads of the raw tables: the stage loads one source's columns at a time
+SOURCE_COLUMNS: dict[str, dict[str, list[str]]] = {
+    "user_activity": {
+        "impressions": ["user_id", "ts", "streamed", "skipped", "saved"],
+        "plays": ["user_id", "ts", "track_id", "source"],
+        "users": ["user_id", "signup_ts"],
+        "tracks": ["track_id", "genre_id"],
+    },
+    "track_stats": {
+        "impressions": ["track_id", "ts", "streamed", "skipped", "saved"],
+        "plays": ["track_id", "ts", "ms_played", "source"],
+        "users": [],
+        "tracks": ["track_id", "genre_id", "duration_ms", "release_ts"],
+    },
+    "user_artist": {"impressions": [], "plays": ["user_id", "artist_id", "ts"], "users": [], "tracks": []},
+    "user_history": {"impressions": [], "plays": ["user_id", "ts", "track_id"], "users": [], "tracks": []},
+}
 
 
 def _grid(
@@ -79,10 +100,9 @@ def user_activity(logs: Logs, fp: FeaturesParams) -> pl.DataFrame:
     """Per live user per day: streams, active days, engagement with recommendations, genre entropy, tenure."""
     D, s, w = logs.n_days, fp.short_window_days, fp.long_window_days
     imp, plays, users = logs.impressions, logs.plays, logs.users
-    iu, pu, uu = dense_ids(
+    (iu, pu, uu), U = dense_codes(
         imp["user_id"].to_numpy(), plays["user_id"].to_numpy(), users["user_id"].to_numpy()
     )
-    U = int(uu.max(initial=-1)) + 1
     idays, pdays = day_index(imp["ts"], logs.start), day_index(plays["ts"], logs.start)
 
     plays_g = _grid(pu, pdays, U, D)
@@ -161,10 +181,9 @@ def track_stats(logs: Logs, fp: FeaturesParams) -> pl.DataFrame:
     """Per track per day: rolling impressions, stream/skip/save rates, plays (popularity), age."""
     D, w = logs.n_days, fp.long_window_days
     imp, plays, tracks = logs.impressions, logs.plays, logs.tracks
-    it, pt, tt = dense_ids(
+    (it, pt, tt), T = dense_codes(
         imp["track_id"].to_numpy(), plays["track_id"].to_numpy(), tracks["track_id"].to_numpy()
     )
-    T = int(tt.max(initial=-1)) + 1
     idays, pdays = day_index(imp["ts"], logs.start), day_index(plays["ts"], logs.start)
     imp_w = _rolling(_grid(it, idays, T, D), w)
 
