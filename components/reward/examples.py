@@ -52,8 +52,16 @@ def load_examples(
     features_dir: Path, labels_dir: Path, target: str, weights: dict[str, float]
 ) -> pl.DataFrame:
     """Impressions with features, labels and the composite ``reward`` (``weights``); rows whose
-    ``target`` is censored are dropped."""
-    frame = pl.read_parquet(Path(features_dir) / TRAIN_FRAME)
+    ``target`` is censored are dropped. (To split them, :func:`load_split` does the same in a
+    fraction of the memory.)"""
+    return _with_labels(pl.read_parquet(Path(features_dir) / TRAIN_FRAME), labels_dir, target, weights)
+
+
+def _with_labels(
+    frame: pl.DataFrame, labels_dir: Path, target: str, weights: dict[str, float]
+) -> pl.DataFrame:
+    """``frame`` (training-frame rows, with ``event_id``) joined with the label columns the reward
+    model uses and the composite ``reward``; rows whose ``target`` is censored are dropped."""
     wanted = ["event_id", *[c for c in dict.fromkeys([*LABEL_COLUMNS, *weights]) if c != "session_id"]]
     labels = with_reward(pl.read_parquet(Path(labels_dir) / LABELS_FILE, columns=wanted), weights)
     joined = frame.join(
@@ -65,6 +73,34 @@ def load_examples(
     if target not in joined.columns:
         raise ValueError(f"target '{target}' is not a label column (have {', '.join(LABEL_COLUMNS)}, reward)")
     return joined.filter(pl.col(target).is_not_null())
+
+
+_ROW = "_train_frame_row"
+
+
+def load_split(
+    features_dir: Path, labels_dir: Path, target: str, weights: dict[str, float], rp: RewardModelParams
+) -> "Split":
+    """``split(load_examples(features_dir, labels_dir, target, weights), rp)``, row for row, without
+    ever holding every example.
+
+    Why: a training-frame row is ~530 bytes (list features, recent tracks), so the whole frame
+    is ~20 GB at 10x the default world, while the split keeps at most ``max_train_examples`` +
+    ``max_test_examples`` rows of it. The split is drawn on the columns it reads (user, session,
+    day, labels) — the same seeded draws, as they depend on the row order only — and then only
+    the chosen rows of the training frame are read."""
+    path = Path(features_dir) / TRAIN_FRAME
+    keys = pl.scan_parquet(path).select("event_id", "user_id", "session_id").with_row_index(_ROW)
+    parts = split(_with_labels(keys.collect(), labels_dir, target, weights), rp)
+    chosen = pl.concat([parts.train[_ROW], parts.test[_ROW]]).implode()
+    rows = pl.scan_parquet(path).with_row_index(_ROW).filter(pl.col(_ROW).is_in(chosen)).collect()
+
+    def widen(side: pl.DataFrame) -> pl.DataFrame:
+        labels = side.drop("event_id", "user_id", "session_id")
+        wide = side.select(_ROW).join(rows, on=_ROW, how="left", maintain_order="left")
+        return wide.join(labels, on=_ROW, how="left", maintain_order="left").drop(_ROW)
+
+    return Split(train=widen(parts.train), test=widen(parts.test), split_day=parts.split_day)
 
 
 @dataclass(frozen=True)

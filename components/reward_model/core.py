@@ -51,8 +51,8 @@ def run(
     rp = params.reward_model
     target = getattr(rp.targets, variant)
     weights = active_weights(signals_dir)
-    frame = D.load_examples(features_dir, labels_dir, target, weights)
-    parts = D.split(frame, rp)
+    # the split without holding every example (a training-frame row is ~0.5 kB)
+    parts = D.load_split(features_dir, labels_dir, target, weights, rp)
     tracks = pl.from_arrow(contract.read(raw_dir, "tracks", ["track_id", "artist_id", "genre_id"]))
     library = _library_examples(
         params, raw_dir, features_dir, signals_dir, experiments_dir, tracks, target, weights
@@ -75,7 +75,7 @@ def run(
     )
     x_train, x_test = encoder.encode(parts.train), encoder.encode(parts.test)
     y_train = parts.train[target].cast(pl.Float64).to_numpy()
-    binary = _binary(frame, target)
+    binary = _binary(parts.test, target)
     network = build(encoder, rp.model, rp.seed)
 
     started = time.perf_counter()
