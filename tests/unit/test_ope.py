@@ -53,3 +53,17 @@ def test_paired_lift_of_a_policy_against_itself_is_zero_and_users_needed_scales(
     assert est == 0 and low == 0 and high == 0
     assert ope.users_needed(0.02, 1.0) == pytest.approx(4 * ope.users_needed(0.04, 1.0), rel=0.01)
     assert ope.users_needed(0.0, 1.0) == float("inf")
+
+
+def test_the_bootstrap_is_the_same_in_any_block_size_and_matches_the_standard_error(monkeypatch):
+    """Resamples are drawn a block at a time to bound memory: the block size must not change a
+    draw, and the percentile interval of a plain mean must match its normal-theory width."""
+    r, mu, _ = _logged(n=3000)
+    whole = ope.estimate(r, mu, mu, n_bootstrap=400, seed=3)
+    monkeypatch.setattr(ope, "_BLOCK_CELLS", 3000 * 7)  # blocks of 7 resamples
+    blocked = ope.estimate(r, mu, mu, n_bootstrap=400, seed=3)
+    for a, b in zip(whole, blocked):
+        assert (a.low, a.high) == pytest.approx((b.low, b.high), rel=1e-12), a.estimator
+    iips = whole[0]  # pi = mu: the per-slate mean reward, resampled over slates
+    se = r.mean(axis=1).std() / np.sqrt(len(r))
+    assert iips.high - iips.low == pytest.approx(2 * 1.96 * se, rel=0.15)
