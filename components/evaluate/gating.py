@@ -52,11 +52,7 @@ class Calibration:
 
 def slate_guardrails(slates: np.ndarray, skip_rate: float, tracks: pl.DataFrame) -> dict[str, float]:
     """The guardrail values of a policy's own slates (same definitions as the library's arms)."""
-    size = int(tracks["track_id"].max()) + 1
-    artist, genre = np.full(size, -1), np.full(size, -1)
-    artist[tracks["track_id"].to_numpy()] = tracks["artist_id"].to_numpy()
-    genre[tracks["track_id"].to_numpy()] = tracks["genre_id"].to_numpy()
-    shape = slate_shape(slates, artist, genre, tracks.height)
+    shape = slate_shape(slates, tracks)
     return {
         "skip_rate": skip_rate,
         **{k: shape[k] for k in ("genre_diversity", "artist_concentration", "coverage")},

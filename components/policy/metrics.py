@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import polars as pl
 
 
 def recall_ndcg(slates: np.ndarray, actual: np.ndarray) -> tuple[float, float]:
@@ -35,26 +36,29 @@ def valid_slate_rate(slates: np.ndarray, histories: np.ndarray, catalogue: np.nd
 COVERAGE_SLATES = 2000  # catalogue coverage is counted over this many slates, so policies and arms compare
 
 
-def slate_shape(
-    slates: np.ndarray, track_artist: np.ndarray, track_genre: np.ndarray, n_tracks: int
-) -> dict[str, float]:
+def slate_shape(slates: np.ndarray, tracks: pl.DataFrame) -> dict[str, float]:
     """What a set of slates looks like, whoever served them (a library arm, a challenger, an oracle).
 
-    ``track_artist``/``track_genre``: lookup arrays indexed by track id (-1 = unknown).
+    ``tracks``: the catalogue (``track_id``, ``artist_id``, ``genre_id``); a track id not in it
+    counts as its own artist and genre. Tracks are found by search in the sorted ids, not by an
+    array indexed by id, so sparse ids (a warehouse's keys) cost nothing extra.
     - ``genre_diversity`` / ``artist_diversity``: distinct genres / artists per slate / k;
     - ``artist_concentration``: the share of a slate taken by its most frequent artist;
     - ``coverage``: share of the catalogue in the first ``COVERAGE_SLATES`` slates.
     """
     n, k = slates.shape
-    if n == 0:
+    if n == 0 or tracks.height == 0:
         return {
             m: float("nan")
             for m in ("genre_diversity", "artist_diversity", "artist_concentration", "coverage")
         }
-    valid = (slates >= 0) & (slates < len(track_artist))
-    ids = np.where(valid, slates, 0)
-    artists = np.where(valid, track_artist[ids], -1 - np.arange(k)[None, :])  # unknown: all distinct
-    genres = np.where(valid, track_genre[ids], -1 - np.arange(k)[None, :])
+    catalogue = tracks.select("track_id", "artist_id", "genre_id").sort("track_id")
+    ids = catalogue["track_id"].to_numpy()
+    at = np.minimum(np.searchsorted(ids, slates), len(ids) - 1)
+    valid = ids[at] == slates
+    unknown = -1 - np.arange(k)[None, :]  # distinct per slot
+    artists = np.where(valid, catalogue["artist_id"].to_numpy()[at], unknown)
+    genres = np.where(valid, catalogue["genre_id"].to_numpy()[at], unknown)
 
     def distinct(x: np.ndarray) -> np.ndarray:
         s = np.sort(x, axis=1)
@@ -65,5 +69,5 @@ def slate_shape(
         "genre_diversity": float(np.mean(distinct(genres) / k)),
         "artist_diversity": float(np.mean(distinct(artists) / k)),
         "artist_concentration": float(np.mean(same.max(axis=1) / k)),
-        "coverage": float(len(np.unique(slates[:COVERAGE_SLATES])) / n_tracks),
+        "coverage": float(len(np.unique(slates[:COVERAGE_SLATES])) / tracks.height),
     }

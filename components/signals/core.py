@@ -207,10 +207,6 @@ def arm_table(
 
 def _slate_shapes(library: Library, signal_days: int, raw_dir: Path, seed: int) -> pl.DataFrame:
     tracks = pl.from_arrow(contract.read(raw_dir, "tracks", ["track_id", "artist_id", "genre_id"]))
-    size = int(tracks["track_id"].max()) + 1
-    artist, genre = np.full(size, -1), np.full(size, -1)
-    artist[tracks["track_id"].to_numpy()] = tracks["artist_id"].to_numpy()
-    genre[tracks["track_id"].to_numpy()] = tracks["genre_id"].to_numpy()
     rows = []
     for arm in library.experiments.iter_rows(named=True):
         imp = library.impressions.filter(
@@ -226,7 +222,7 @@ def _slate_shapes(library: Library, signal_days: int, raw_dir: Path, seed: int) 
             {
                 "experiment_id": arm["experiment_id"],
                 "policy_id": arm["policy_id"],
-                **slate_shape(slates, artist, genre, tracks.height),
+                **slate_shape(slates, tracks),
             }
         )
     return pl.DataFrame(rows)
