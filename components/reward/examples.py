@@ -131,13 +131,23 @@ def split(frame: pl.DataFrame, rp: RewardModelParams) -> Split:
             f"empty split (train {train.height}, test {test.height} rows): the log is too short or too small"
         )
     if train.height > rp.max_train_examples:
-        train = train.sample(rp.max_train_examples, seed=rp.seed)
-    if test.height > rp.max_test_examples:
-        # keep whole sessions in the test sample: slate metrics need every item of a slate
-        sessions = test["session_id"].unique().sort()
-        keep = sessions.sample(max(1, int(len(sessions) * rp.max_test_examples / test.height)), seed=rp.seed)
-        test = test.filter(pl.col("session_id").is_in(keep.implode()))
+        if rp.objective == "pairwise":  # pairs are two impressions of one session: keep sessions whole
+            train = _whole_sessions(train, rp.max_train_examples, rp.seed)
+        else:
+            train = train.sample(rp.max_train_examples, seed=rp.seed)
+    if test.height > rp.max_test_examples:  # slate metrics need every item of a slate
+        test = _whole_sessions(test, rp.max_test_examples, rp.seed)
     return Split(train=train, test=test, split_day=first_test_day)
+
+
+def _whole_sessions(frame: pl.DataFrame, about: int, seed: int) -> pl.DataFrame:
+    """About ``about`` rows of ``frame``, drawn as whole sessions (seeded).
+
+    A row sample of a large log almost never holds two impressions of one session, so it would
+    leave the pairwise objective without a single (chosen, rejected) pair and break every slate."""
+    sessions = frame["session_id"].unique().sort()
+    keep = sessions.sample(max(1, int(len(sessions) * about / frame.height)), seed=seed)
+    return frame.filter(pl.col("session_id").is_in(keep.implode()))
 
 
 def preference_pairs(frame: pl.DataFrame, target: str, max_pairs: int, seed: int) -> pl.DataFrame:

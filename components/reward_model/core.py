@@ -105,6 +105,13 @@ def run(
         head = Head("bradley_terry", target)
         pairs = D.preference_pairs(parts.train, target, rp.max_pairs, rp.seed)
         test_pairs = D.preference_pairs(parts.test, target, 20_000, rp.seed)
+        if pairs.height == 0 or test_pairs.height == 0:
+            raise ValueError(
+                f"reward_model.objective=pairwise: {pairs.height} training and {test_pairs.height} held-out "
+                f"pairs (two impressions of one session with different '{target}') in "
+                f"{parts.train.height:,} + {parts.test.height:,} examples; the log is too small for "
+                "pairwise training, use reward_model.objective=pointwise"
+            )
         from transformers import PreTrainedTokenizerFast
 
         with _saved_tokenizer(encoder, tracks) as tok_dir:

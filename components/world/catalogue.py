@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from components.params import CatalogueParams, PopulationParams
-from components.world.exact import unit_on_grid
+from components.world.exact import exp, log, unit_on_grid
 from components.world.rng import stream
 
 COUNTRIES = ("SE", "US", "GB", "DE", "BR", "MX", "JP", "FR", "IN", "AU")
@@ -22,6 +22,16 @@ AGE_BUCKETS = ("13-17", "18-24", "25-34", "35-44", "45-54", "55+")
 def _unit(x: np.ndarray) -> np.ndarray:
     """Unit rows on the exact-dot grid (see ``components.world.exact``)."""
     return unit_on_grid(x)
+
+
+def _correlated_pairs(rng: np.random.Generator, rho: float, n: int) -> np.ndarray:
+    """(n, 2) standard normal pairs with correlation ``rho``, by the explicit Cholesky factor.
+
+    ``Generator.multivariate_normal`` factors the covariance with LAPACK, whose kernels differ
+    by CPU in the last bits; the factor of ``[[1, rho], [rho, 1]]`` needs only a square root.
+    """
+    z = rng.normal(size=(n, 2))
+    return np.stack([z[:, 0], rho * z[:, 0] + np.sqrt(1.0 - rho * rho) * z[:, 1]], axis=1)
 
 
 class SegmentSampler:
@@ -83,11 +93,11 @@ class Catalogue:
 
     def by_artist(self) -> SegmentSampler:
         """Tracks of an artist, drawn by popularity (organic listening)."""
-        return SegmentSampler(self.track_artist, np.exp(self.log_popularity))
+        return SegmentSampler(self.track_artist, exp(self.log_popularity))
 
     def by_genre(self) -> SegmentSampler:
         """Tracks of a genre, drawn by popularity (search listening)."""
-        return SegmentSampler(self.track_genre, np.exp(self.log_popularity))
+        return SegmentSampler(self.track_genre, exp(self.log_popularity))
 
 
 @dataclass(frozen=True)
@@ -128,11 +138,10 @@ def make_catalogue(p: CatalogueParams, seed: int) -> Catalogue:
 
     # Catchiness and depth share an artist component and are mildly anti-correlated.
     rho = p.catchiness_depth_corr
-    cov = np.array([[1.0, rho], [rho, 1.0]])
-    artist_cd = rng.multivariate_normal([0, 0], cov, size=A)
-    track_cd = rng.multivariate_normal([0, 0], cov, size=T)
+    artist_cd = _correlated_pairs(rng, rho, A)
+    track_cd = _correlated_pairs(rng, rho, T)
     cd = 0.6 * artist_cd[track_artist] + 0.8 * track_cd  # unit variance, same correlation
-    duration = np.clip(rng.lognormal(np.log(p.mean_duration_s), 0.3, size=T), 60, 900) * 1000
+    duration = np.clip(exp(log(p.mean_duration_s) + 0.3 * rng.normal(size=T)), 60, 900) * 1000
     release = -np.floor(rng.exponential(700.0, size=T)).astype(np.int64) - 1
     return Catalogue(
         genre_centres=centres,

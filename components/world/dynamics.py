@@ -16,6 +16,7 @@ import numpy as np
 from components.params import SimulateParams
 from components.protocol import Contexts, Policy
 from components.world.catalogue import Catalogue, Population, make_catalogue, make_population
+from components.world.exact import power
 from components.world.response import respond
 from components.world.rng import poisson_from_uniform, sigmoid, stream
 from components.world.state import UserState
@@ -75,7 +76,7 @@ class World:
         self._by_artist = catalogue.by_artist()
         self._by_genre = catalogue.by_genre()
         k = params.slate_size
-        self.examine_prob = (1.0 + np.arange(k)) ** -params.dynamics.position_decay
+        self.examine_prob = power(1.0 + np.arange(k), -params.dynamics.position_decay)
 
     @classmethod
     def create(cls, params: SimulateParams) -> "World":

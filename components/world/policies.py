@@ -16,7 +16,7 @@ import numpy as np
 from components.params import LoggingPolicyParams
 from components.protocol import Contexts, Slates
 from components.world.catalogue import Catalogue, Population
-from components.world.exact import dot, unit_on_grid
+from components.world.exact import dot, exp, log, top_k, unit_on_grid
 from components.world.response import habit_worth, long_term_value, respond
 from components.world.rng import stream
 
@@ -69,7 +69,7 @@ class LoggingPolicy:
             score += p.popularity_weight * cat.log_popularity[None, :]
             if track_score is not None:
                 score += track_score[None, :]
-            top = np.argpartition(-score, C - 1, axis=1)[:, :C]
+            top = top_k(score, C)
             pool[lo : lo + 4096] = top
             logits[lo : lo + 4096] = np.take_along_axis(score, top, axis=1) / p.temperature
         return pool, logits
@@ -89,7 +89,7 @@ class LoggingPolicy:
     def slot_probabilities(self, user: int, prefix: np.ndarray) -> np.ndarray:
         """(T,) probability of each track in the next slot, given the tracks already in the slate."""
         eps, T = self.params.exploration, self.n_tracks
-        z = np.exp(self.pool_logits[user] - self.pool_logits[user].max())
+        z = exp(self.pool_logits[user] - self.pool_logits[user].max())
         p_pool = np.zeros(T)
         p_pool[self.pool[user]] = z / z.sum(dtype=np.float64)
         chosen = np.asarray(prefix, dtype=np.int64)
@@ -110,12 +110,12 @@ def sample_slates(
     before it: ``(1-eps) * p(t) / (1 - sum of p over pool tracks already chosen) + eps / (T - j)``.
     """
     n, T = len(pool), n_tracks
-    z = np.exp(logits - logits.max(axis=1, keepdims=True))
+    z = exp(logits - logits.max(axis=1, keepdims=True))
     probs = z / z.sum(axis=1, keepdims=True, dtype=np.float64)  # (n, C) softmax over the pool
     # Gumbel-top-k on the pool = Plackett-Luce sampling without replacement; reading
     # the perturbed order while skipping already-chosen tracks stays exact.
-    gumbel = -np.log(-np.log(rng.random(logits.shape, dtype=np.float32) + 1e-12) + 1e-12)
-    order = np.argsort(-(logits + gumbel), axis=1)
+    gumbel = -log(-log(rng.random(logits.shape, dtype=np.float32) + 1e-12) + 1e-12)
+    order = np.argsort(-(logits + gumbel), axis=1, kind="stable")  # ties: the same order on any CPU
     explore = rng.random((n, k)) < eps
     tracks = np.full((n, k), -1, np.int64)
     prop = np.empty((n, k), np.float64)
@@ -180,9 +180,7 @@ class _Oracle:
         out = np.empty((len(contexts.user_ids), k), np.int64)
         for lo in range(0, len(out), 4096):
             s = self.score(contexts.user_ids[lo : lo + 4096])
-            top = np.argpartition(-s, k - 1, axis=1)[:, :k]
-            best = np.argsort(-np.take_along_axis(s, top, axis=1), axis=1)
-            out[lo : lo + 4096] = np.take_along_axis(top, best, axis=1)
+            out[lo : lo + 4096] = top_k(s, k)
         return Slates(tracks=out)
 
 

@@ -12,6 +12,8 @@ import zlib
 
 import numpy as np
 
+from components.world.exact import exp
+
 
 def stream(seed: int, day: int, purpose: str) -> np.random.Generator:
     """An independent generator for one (seed, day, purpose); ``day`` may be negative (warm-up)."""
@@ -22,7 +24,7 @@ def stream(seed: int, day: int, purpose: str) -> np.random.Generator:
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
     """Numerically safe logistic function (float32 in, float32 out)."""
-    return 1.0 / (1.0 + np.exp(-np.clip(x, -30.0, 30.0)))
+    return 1.0 / (1.0 + exp(-np.clip(x, -30.0, 30.0)))
 
 
 def poisson_from_uniform(u: np.ndarray, rate: np.ndarray, cap: int) -> np.ndarray:
@@ -32,7 +34,7 @@ def poisson_from_uniform(u: np.ndarray, rate: np.ndarray, cap: int) -> np.ndarra
     ``Generator.poisson`` cannot promise.
     """
     rate = np.asarray(rate, dtype=np.float64)
-    pmf = np.exp(-rate)
+    pmf = exp(-rate)
     cdf = pmf.copy()
     count = np.zeros(rate.shape, dtype=np.int64)
     for k in range(1, cap + 1):

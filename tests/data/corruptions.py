@@ -14,3 +14,16 @@ def set_rows(df: pl.DataFrame, mask: pl.Expr, column: str, value) -> pl.DataFram
 def first(n: int) -> pl.Expr:
     """The first ``n`` rows."""
     return pl.int_range(pl.len()) < n
+
+
+def with_row_counts(pattern: str, raw_dir) -> str:
+    """``pattern`` with ``{impressions}`` (or ``{impressions:,}``, thousands separated) replaced
+    by the impression count of the logs in ``raw_dir``.
+
+    The count is read from the world the session simulated, never written into a test: it moves
+    whenever the world's mechanics do, and a pinned number only tests that nothing changed.
+    """
+    from components import contract
+
+    n = pl.scan_parquet(contract.TABLES["impressions"].file(raw_dir)).select(pl.len()).collect().item()
+    return pattern.replace("{impressions:,}", f"{n:,}").replace("{impressions}", str(n))

@@ -25,7 +25,7 @@ import yaml
 from components.errors import ContractError, DataValidationError
 from components.stage import execute
 from components.validate.core import failed_report_path, run
-from tests.data.corruptions import first, set_rows
+from tests.data.corruptions import first, set_rows, with_row_counts
 
 REPO = Path(__file__).resolve().parents[2]
 Fix = Callable[[pl.DataFrame], pl.DataFrame]
@@ -222,7 +222,7 @@ CASES: dict[str, tuple[str, Fix, str, str, str]] = {
         ),
         BETWEEN,
         "impressions",
-        r": 34 of 35 rows fail \(min [\d.]+, max [\d.]+ = \[0.25, 4\] x median day 102330\); "
+        r": 34 of 35 rows fail \(min [\d.]+, max [\d.]+ = \[0.25, 4\] x median day {impressions}\); "
         r"e.g. 2026-01-06: 0",
     ),
     "daily_volume_outage": (  # reported on the derived batch: impressions per day
@@ -243,7 +243,7 @@ def test_corruption_is_refused(case, params, tiny_raw, tmp_path):
     message = refused(params, corrupt(tiny_raw, tmp_path, table, fix), tmp_path)
     reported = "impressions_daily" if case in ("daily_volume_outage", "all_on_one_day") else table
     head = f"{reported}: {expectation}" + (f" on '{column}'" if column else "")
-    assert re.search(re.escape(head) + rest, message), message
+    assert re.search(re.escape(head) + with_row_counts(rest, tiny_raw), message), message
 
 
 def test_null_int_column_reports_nulls_and_dtype(params, tiny_raw, tmp_path):
