@@ -1,9 +1,9 @@
 """The gate decides on the predicted long-term effect, not on the per-slot proxy.
 
-A planted harmful policy — the same few popular tracks for every listener, every day — is
-truly worse for active days (the world's A/B test says so) while it *beats* the logging policy
-on the per-slot reward the old gate trusted (the hand-set composite). The gate must hold it,
-and say why.
+A planted harmful policy — the same ten tracks of a few popular artists for every listener,
+every day — is truly worse for active days (the world's A/B test says so) while it *beats* the
+logging policy on the per-slot reward the old gate trusted (the hand-set composite). The gate
+must hold it, and say why.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from tests.conftest import tiny_policy_params
 
 
 class SameTracksForEveryone:
-    """Repeats the ``k`` most played tracks of the log to every listener."""
+    """Serves the same slate to every listener, every day."""
 
     policy_id = 777
 
@@ -32,10 +32,17 @@ class SameTracksForEveryone:
 
 @pytest.fixture(scope="module")
 def harmful(tiny_raw) -> SameTracksForEveryone:
-    plays = pl.from_arrow(contract.read(tiny_raw, "plays", ["track_id"]))
-    top = (
-        plays.group_by("track_id").len().sort(["len", "track_id"], descending=[True, False])["track_id"][:10]
-    )
+    """The most played tracks of the most played artists (two or three artists in ten slots).
+
+    Ten popular tracks from across the catalogue were harmless within noise in some tiny worlds
+    (lift -0.09 days, CI [-0.26, 0.08]); concentrated on a few artists, fatigue makes the harm
+    clear in every world tried (seeds 0-2: -0.3 to -1.3 days over 21 days, CIs below zero)."""
+    plays = pl.from_arrow(contract.read(tiny_raw, "plays", ["track_id", "artist_id"]))
+    per_track = plays.group_by("track_id", "artist_id").len()
+    per_artist = plays.group_by("artist_id").len().rename({"len": "artist_plays"})
+    top = per_track.join(per_artist, on="artist_id").sort(
+        ["artist_plays", "artist_id", "len", "track_id"], descending=[True, False, True, False]
+    )["track_id"][:10]
     return SameTracksForEveryone(top.to_numpy())
 
 
