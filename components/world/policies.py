@@ -16,7 +16,7 @@ import numpy as np
 from components.params import LoggingPolicyParams
 from components.protocol import Contexts, Slates
 from components.world.catalogue import Catalogue, Population
-from components.world.exact import dot, exp, log, top_k, unit_on_grid
+from components.world.exact import dot, exp, top_k, unit_on_grid
 from components.world.response import habit_worth, long_term_value, respond
 from components.world.rng import stream
 
@@ -112,10 +112,15 @@ def sample_slates(
     n, T = len(pool), n_tracks
     z = exp(logits - logits.max(axis=1, keepdims=True))
     probs = z / z.sum(axis=1, keepdims=True, dtype=np.float64)  # (n, C) softmax over the pool
-    # Gumbel-top-k on the pool = Plackett-Luce sampling without replacement; reading
-    # the perturbed order while skipping already-chosen tracks stays exact.
-    gumbel = -log(-log(rng.random(logits.shape, dtype=np.float32) + 1e-12) + 1e-12)
-    order = np.argsort(-(logits + gumbel), axis=1, kind="stable")  # ties: the same order on any CPU
+    # Plackett-Luce sampling without replacement as an exponential race: track i finishes at
+    # E_i / z_i (E_i ~ Exp(1)), the same law as Gumbel-top-k on the logits (log of the race
+    # time = Gumbel noise), without a log per pool entry. Reading the finishing order while
+    # skipping tracks already in the slate stays exact. A slot reads at most one entry of the
+    # order beyond those an explored track already took, so 2k entries always suffice.
+    race = rng.standard_exponential(logits.shape, dtype=np.float32)
+    with np.errstate(divide="ignore"):
+        finish = np.where(z > 0, race / z, np.inf)  # padding (-inf logits) never finishes
+    order = top_k(-finish, min(2 * k, logits.shape[1]))  # ties by position: the same on any CPU
     explore = rng.random((n, k)) < eps
     tracks = np.full((n, k), -1, np.int64)
     prop = np.empty((n, k), np.float64)
