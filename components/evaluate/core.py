@@ -30,7 +30,7 @@ from components.evaluate import ope
 from components.evaluate.gating import Calibration, gate_decision, reward_model_validity
 from components.evaluate.logged import held_out_slates, policy_numbers
 from components.evaluate.ranking import ranking_metrics
-from components.evaluate.truth import miscalibrated, simulated_truth, verdict
+from components.evaluate.truth import miscalibrated, reward_model_truth, simulated_truth, verdict
 from components.featurestore.lookup import FeatureLookup
 from components.io import atomic_dir
 from components.params import Params
@@ -42,6 +42,8 @@ from components.reward.model import RewardModel
 from components.tracking import tracking_uri
 
 POLICIES = ("sft", "rlhf_click", "rlhf_midterm")  # candidate names, in the order reports show them
+# the returned metrics, also written beside the report (the robustness suite's KFP rows read them)
+FLAT_METRICS = "metrics.json"
 
 
 def run(
@@ -129,6 +131,17 @@ def run(
         )
         decision["verdict"] = verdict(decision, truth)
         decision["miscalibrated"] = miscalibrated(decision, truth["oracle_guardrails"])
+        truth["reward_model"] = reward_model_truth(
+            reward,
+            world_dir,
+            lookup,
+            logged.frame["user_id"].to_numpy(),
+            logged.frame["track_id"].to_numpy(),
+            q.ravel(),
+            k,
+            ep.truth_listeners,
+            ep.seed,
+        )
     tables = {
         "ope": {name: [e.as_dict() for e in es] for name, es in estimates.items()},
         "skip_rate_snips": skip_rate,
@@ -148,12 +161,14 @@ def run(
     }
     from components.evaluate.report import render_html, render_markdown
 
+    flat = _flat_metrics(tables, policy_dirs)
     with atomic_dir(report_dir) as tmp:
         (tmp / "evaluation.json").write_text(json.dumps(tables, indent=2, default=float))
+        (tmp / FLAT_METRICS).write_text(json.dumps(flat, indent=2, default=float))
         (tmp / "summary.md").write_text(render_markdown(tables))
         (tmp / "evaluation.html").write_text(render_html(tables, curves))
         write_decision(tmp, decision)
-    return _flat_metrics(tables, policy_dirs)
+    return flat
 
 
 def snips_skip_rate(logged, pi: np.ndarray, mu: np.ndarray, params: Params) -> float:
@@ -270,6 +285,8 @@ def _flat_metrics(tables: dict, policy_dirs: dict[str, Path]) -> dict[str, float
                 out[f"ab/lift_vs_{base}/{row['arm']}/{row['metric']}_low"] = row["low"]
                 out[f"ab/lift_vs_{base}/{row['arm']}/{row['metric']}_high"] = row["high"]
         out |= {f"plan_truth/active_days/{k}": v for k, v in truth.get("plan_active_days", {}).items()}
+        out |= {f"reward_model/truth/{k}": v for k, v in truth["reward_model"].items()}
+        out |= {f"ab/{arm}/catalogue_coverage": v for arm, v in truth["catalogue_coverage"].items()}
         for name, value in truth["true_value_per_slot"].items():
             out[f"truth/{name}/value_per_slot"] = value
             for e in tables["ope"].get(name, []):

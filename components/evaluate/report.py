@@ -175,6 +175,13 @@ def render_html(tables: dict, curves: dict[str, pl.DataFrame]) -> str:
             f"Spearman {rm['spearman']:+.2f}, sign agreement {rm['sign_agreement']:.2f} "
             "(the other signals: <a href='../signals.html'>signal scorecard</a>).</p>"
         )
+    truth_check = (tables["truth"] or {}).get("reward_model")
+    if truth_check:
+        sections.append(
+            "<h2>Does the reward model rank what is truly worth recommending?</h2>"
+            f"<p>{_reward_truth_sentence(truth_check)} Off the logs is where RL takes the policy: a "
+            "model that ranks only the logging policy's neighbourhood is a reward RL can exploit.</p>"
+        )
     style = (
         "body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
         "table{border-collapse:collapse;font-size:12px;margin:1em 0}"
@@ -186,6 +193,17 @@ def render_html(tables: dict, curves: dict[str, pl.DataFrame]) -> str:
         f"evaluation</title><style>{style}</style></head>"
         f"<body><h1>Encore evaluation</h1><p>{tables['logged_slates']} held-out logged "
         f"slates.</p>{''.join(sections)}</body></html>"
+    )
+
+
+def _reward_truth_sentence(t: dict) -> str:
+    """The reward model against the true long-term value of (listener, track) pairs, in words."""
+    return (
+        "Spearman of the reward model's score with the true long-term value: "
+        f"{t['random/spearman']:+.2f} on {t['random/pairs']:.0f} uniformly random (listener, track) "
+        f"pairs ({t['random/spearman_within']:+.2f} within a listener), "
+        f"{t['logged/spearman']:+.2f} on {t['logged/pairs']:.0f} held-out logged pairs "
+        f"({t['logged/spearman_within']:+.2f} within a slate)."
     )
 
 
@@ -255,6 +273,9 @@ def render_markdown(tables: dict) -> str:
                 f"With the truth: the true lift in active days ({t['lift']:.3f}) needs "
                 f"{t['users_per_arm']:.0f} users per arm."
             )
+    truth_check = (tables["truth"] or {}).get("reward_model")
+    if truth_check:
+        lines += ["", _reward_truth_sentence(truth_check)]
     gate = tables["gate"]
     lines += [
         "",

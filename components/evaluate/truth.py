@@ -66,7 +66,7 @@ def simulated_truth(
             if arm != base
             for m in TABLE_METRICS
         ]
-        for base in ("sft", "logging", "champion")
+        for base in ("sft", "logging", "champion", "rlhf_click")
         if base in result.outcomes
     }
     true_value, oracle_slates = {}, None
@@ -87,6 +87,9 @@ def simulated_truth(
         "days": ab.horizon_days,
         "daily_active": {arm: v.tolist() for arm, v in result.daily_active.items()},
         "oracle_guardrails": slate_guardrails(*oracle_slates, tracks) if oracle_slates else {},
+        "catalogue_coverage": {
+            arm: imp["track_id"].n_unique() / tracks.height for arm, imp in result.impressions.items()
+        },
     }
 
 
@@ -187,3 +190,67 @@ def _plan_from_truth(result, power: float) -> dict:
 
 def _lift(lift) -> dict:
     return {"estimate": lift.estimate, "low": lift.low, "high": lift.high, "relative": lift.relative}
+
+
+def reward_model_truth(
+    reward,
+    world_dir: Path,
+    lookup: FeatureLookup,
+    logged_users: np.ndarray,
+    logged_tracks: np.ndarray,
+    logged_scores: np.ndarray,
+    k: int,
+    n_users: int,
+    seed: int,
+) -> dict[str, float]:
+    """Does the reward model rank what is truly worth recommending? Spearman of its score with the
+    world's true long-term value of each (listener, track), on two sets of pairs:
+
+    - ``logged``: the held-out logged slates — the logging policy's neighbourhood, where the model
+      was trained;
+    - ``random``: ``n_users`` listeners with features, each with ``k`` distinct catalogue tracks
+      drawn uniformly — where RL takes the policy once it leaves the logs.
+
+    Each set reports the pooled correlation (listeners differ in how much anything is worth to them)
+    and the mean within-listener correlation (what ranking a listener's slate needs)."""
+    from components.world import load_world
+    from components.world.response import true_long_term_value
+
+    world, _ = load_world(world_dir)
+    dyn, cat, pop = world.params.dynamics, world.catalogue, world.population
+    habit_weight = world.params.oracle.habit_weight
+
+    def truth(users: np.ndarray, tracks: np.ndarray) -> np.ndarray:
+        return true_long_term_value(
+            dyn, cat, pop, users.astype(np.int64), tracks.astype(np.int64), habit_weight
+        )
+
+    rng = np.random.default_rng(seed)
+    known = lookup.users()["user_id"].to_numpy()
+    users = np.sort(rng.choice(known, size=min(n_users, len(known)), replace=False))
+    slates = np.stack([rng.choice(cat.n_tracks, size=k, replace=False) for _ in users])
+    random_scores = reward.score(users, slates)
+    random_truth = truth(np.repeat(users, k), slates.ravel()).reshape(slates.shape)
+    out = {"random/pairs": float(slates.size), "logged/pairs": float(len(logged_tracks))}
+    out |= _rank_agreement("random", random_scores, random_truth)
+    logged_truth = truth(logged_users, logged_tracks)
+    out |= _rank_agreement("logged", logged_scores.reshape(-1, k), logged_truth.reshape(-1, k))
+    return out
+
+
+def _rank_agreement(name: str, score: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """Pooled Spearman over every (listener, track) of the (listeners, k) arrays, and the mean
+    Spearman within a listener's row (rows where the model or the truth is constant rank nothing
+    and are left out)."""
+    from scipy import stats
+
+    pooled = float(stats.spearmanr(score.ravel(), truth.ravel())[0])
+    rs, rt = stats.rankdata(score, axis=1), stats.rankdata(truth, axis=1)
+    rs, rt = rs - rs.mean(axis=1, keepdims=True), rt - rt.mean(axis=1, keepdims=True)
+    norm = np.sqrt((rs**2).sum(axis=1) * (rt**2).sum(axis=1))
+    ranked = norm > 0
+    within = (rs * rt).sum(axis=1)[ranked] / norm[ranked]
+    return {
+        f"{name}/spearman": pooled,
+        f"{name}/spearman_within": float(within.mean()) if ranked.any() else float("nan"),
+    }
