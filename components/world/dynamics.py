@@ -4,7 +4,8 @@ A day: churn draws, activity draws (rising with satisfaction and habits), one or
 slates per active listener from the policy under test, browsing with position bias,
 stream/skip/save, organic plays from habits and a little search, then the state moves:
 satisfaction follows experienced value, habits build on enjoyed distinct days and decay,
-fatigue builds per genre and decays. Only the loop over days is a Python loop.
+fatigue builds per genre (and, when ``artist_fatigue_gain`` > 0, per artist) and decays. Only
+the loop over days is a Python loop.
 """
 
 from __future__ import annotations
@@ -82,7 +83,13 @@ class World:
     def create(cls, params: SimulateParams) -> "World":
         cat = make_catalogue(params.catalogue, params.seed)
         pop = make_population(params.users, cat, params.seed, params.days)
-        state = UserState.fresh(pop.n_users, cat.n_artists, cat.n_genres, params.dynamics.history_length)
+        state = UserState.fresh(
+            pop.n_users,
+            cat.n_artists,
+            cat.n_genres,
+            params.dynamics.history_length,
+            artist_fatigue=params.dynamics.artist_fatigue_gain > 0,
+        )
         return cls(params, cat, pop, state)
 
     def clone(self) -> "World":
@@ -297,4 +304,9 @@ class World:
 
         per_genre = np.bincount(user * G + cat.track_genre[track], minlength=U * G).reshape(U, G)
         st.fatigue = (dyn.fatigue_decay * st.fatigue + dyn.fatigue_gain * per_genre).astype(np.float32)
+        if st.artist_fatigue.size:
+            per_artist = np.bincount(user * A + cat.track_artist[track], minlength=U * A).reshape(U, A)
+            st.artist_fatigue = (
+                dyn.artist_fatigue_decay * st.artist_fatigue + dyn.artist_fatigue_gain * per_artist
+            ).astype(np.float32)
         st.append_history(user, track)

@@ -55,6 +55,8 @@ def respond(
     else:
         hab = state.habit[users[:, None], artist]
         fat = state.fatigue[users[:, None], genre]
+        if state.artist_fatigue.size:  # repeating an artist wears it out on top of its genre
+            fat = fat + state.artist_fatigue[users[:, None], artist]
     logit = (
         dyn.stream_bias
         + dyn.stream_affinity * aff

@@ -16,16 +16,20 @@ class UserState:
     satisfaction: np.ndarray  # (U,) float32, ~[-5, 5]; 0 = neutral
     habit: np.ndarray  # (U, A) float32 in [0, 1]
     fatigue: np.ndarray  # (U, G) float32 >= 0
+    artist_fatigue: np.ndarray  # (U, A) float32 >= 0; (U, 0) when the world has no artist fatigue
     churned: np.ndarray  # (U,) bool; a churned listener never returns
     history: np.ndarray  # (U, H) int64 ring buffer of recent track ids, -1 = empty
     history_ptr: np.ndarray  # (U,) int64: total plays ever appended (ring position = ptr % H)
 
     @classmethod
-    def fresh(cls, n_users: int, n_artists: int, n_genres: int, history_length: int) -> "UserState":
+    def fresh(
+        cls, n_users: int, n_artists: int, n_genres: int, history_length: int, artist_fatigue: bool = False
+    ) -> "UserState":
         return cls(
             satisfaction=np.zeros(n_users, np.float32),
             habit=np.zeros((n_users, n_artists), np.float32),
             fatigue=np.zeros((n_users, n_genres), np.float32),
+            artist_fatigue=np.zeros((n_users, n_artists if artist_fatigue else 0), np.float32),
             churned=np.zeros(n_users, bool),
             history=np.full((n_users, history_length), -1, np.int64),
             history_ptr=np.zeros(n_users, np.int64),

@@ -116,3 +116,35 @@ def test_world_refuses_malformed_slates(warm):
 
     with pytest.raises(ValueError, match="repeated track"):
         world.clone().step(world.params.days, Repeats())
+
+
+def test_artist_fatigue_builds_on_the_artists_played_and_wears_only_them_out():
+    """With ``artist_fatigue_gain`` > 0, a play tires its artist (decaying like genre fatigue), and a
+    tired artist's tracks stream less while other artists of the same genre do not; at 0 the
+    state holds no artist fatigue at all (the default world is unchanged)."""
+    assert _warm_world(n_users=50)[0].state.artist_fatigue.shape == (50, 0)
+    world, policy = _warm_world(
+        n_users=400,
+        simulate__dynamics__artist_fatigue_gain=0.5,
+        simulate__dynamics__artist_fatigue_decay=0.7,
+    )
+    w, dyn, cat = world.clone(), world.params.dynamics, world.catalogue
+    before = w.state.artist_fatigue.copy()
+    ev = w.step(w.params.days, policy)
+    plays = np.zeros_like(before)
+    np.add.at(plays, (ev.play_user, cat.track_artist[ev.play_track]), 1.0)
+    expected = dyn.artist_fatigue_decay * before + dyn.artist_fatigue_gain * plays
+    np.testing.assert_allclose(w.state.artist_fatigue, expected, rtol=1e-5, atol=1e-6)
+    assert (plays > 0).any()
+
+    users = np.arange(100)
+    tired_artist = 0
+    same_genre = (cat.track_genre == cat.track_genre[cat.track_artist == tired_artist][0]) & (
+        cat.track_artist != tired_artist
+    )
+    fresh = respond(dyn, cat, world.population, w.state, users).p_stream
+    w.state.artist_fatigue[users, tired_artist] += 3.0
+    tired = respond(dyn, cat, world.population, w.state, users).p_stream
+    of_artist = cat.track_artist == tired_artist
+    assert (tired[:, of_artist] < fresh[:, of_artist]).all()
+    np.testing.assert_array_equal(tired[:, same_genre], fresh[:, same_genre])
