@@ -24,7 +24,7 @@ export DO_NOT_TRACK := true
 export DVC_NO_ANALYTICS := 1
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: help install deploy-tools repro test test-fast lint lint-deploy compile check-compiled bench bench-serve serve clean
+.PHONY: help install deploy-tools repro robustness test test-fast lint lint-deploy compile check-compiled bench bench-serve serve clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -58,6 +58,10 @@ repro: install  ## run the whole pipeline (dvc repro) on the defaults in params.
 	@echo "  registry          metrics/register.json (gate decision), MLflow aliases challenger/champion"
 	@echo "  metrics           metrics/*.json        (dvc metrics show)"
 	@echo "  MLflow runs       mlflow.db             (mlflow ui --backend-store-uri sqlite:///mlflow.db)"
+
+robustness: install  ## the whole DAG on every world and seed of params.yaml: robustness, one table (docs/robustness.md)
+	$(BIN)/python -m pipelines.sweep
+	@echo "The table: robustness/robustness.md (figure robustness/robustness.png); each run: robustness/runs/<world>-s<seed>/"
 
 test: install deploy-tools lint  ## lint, then the whole test suite, end-to-end runs on tiny data included
 	$(BIN)/python -m pytest

@@ -119,6 +119,12 @@ class DynamicsParams(Section):
     )
     fatigue_gain: float = Field(ge=0, description="genre fatigue added per play of the genre")
     fatigue_decay: float = Field(ge=0, le=1, description="share of genre fatigue kept each day")
+    artist_fatigue_gain: float = Field(
+        ge=0,
+        description="artist fatigue added per play of the artist, felt on top of genre fatigue "
+        "(stream_fatigue, value_fatigue); 0 = none (repeating one artist wears only its genre out)",
+    )
+    artist_fatigue_decay: float = Field(ge=0, le=1, description="share of artist fatigue kept each day")
     organic_rate: float = Field(ge=0, description="organic plays per day per unit of habit")
     search_rate: float = Field(ge=0, description="search plays per active day")
     churn_bias: float = Field(description="daily churn logit: intercept")
@@ -478,6 +484,11 @@ class EvaluateParams(Section):
     n_bootstrap: int = Field(gt=10, description="bootstrap resamples behind every confidence interval")
     ranking_sequences: int = Field(gt=0, description="held-out listeners' next plays for ranking metrics")
     power: float = Field(gt=0, lt=1, description="for A/B planning")
+    truth_listeners: int = Field(
+        gt=0,
+        description="simulation: listeners whose uniformly random tracks check the reward model "
+        "against the true long-term value (k tracks each)",
+    )
 
 
 class RegisterParams(Section):
@@ -605,6 +616,46 @@ class ClusterParams(Section):
         return self
 
 
+# --------------------------------------------------------------------------- the robustness suite
+
+
+class WorldSetting(Section):
+    """One world of the robustness suite: the default world with some ``simulate`` keys changed."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="short name (folders, table rows)")
+    mechanism: str = Field(description="what differs from the default world and why it matters, in words")
+    set: dict[str, float | int | bool | str] = Field(
+        description="dotted simulate.* keys and their values in this world; {} = the default world"
+    )
+
+    @model_validator(mode="after")
+    def _world_keys_only(self) -> "WorldSetting":
+        bad = [k for k in self.set if not k.startswith("simulate.") or k == "simulate.seed"]
+        if bad:
+            raise ValueError(
+                f"world '{self.name}' sets {bad}: a world setting changes simulate.* keys only "
+                "(the seed comes from robustness.seeds; the pipeline's own parameters stay the defaults)"
+            )
+        return self
+
+
+class RobustnessParams(Section):
+    """``make robustness``: the whole DAG on several worlds and several realisations of each."""
+
+    seeds: list[int] = Field(
+        min_length=1, description="simulate.seed of each realisation: every world runs once per seed"
+    )
+    worlds: list[WorldSetting] = Field(min_length=2, description="the worlds, the default one among them")
+    out_dir: str = Field(description="one DVC workspace per (world, seed) and the suite's table go here")
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> "RobustnessParams":
+        names = [w.name for w in self.worlds]
+        if len(set(names)) != len(names) or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"world names {names} and seeds {self.seeds} must each be unique")
+        return self
+
+
 # --------------------------------------------------------------------------- all
 
 
@@ -624,9 +675,26 @@ class Params(Section):
     evaluate: EvaluateParams
     register_: RegisterParams = Field(alias="register")
     serve: ServeParams
+    robustness: RobustnessParams
     cluster: ClusterParams
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _worlds_are_valid_simulate_params(self) -> "Params":
+        """Each suite world's keys exist and give valid simulate params (checked at load, not mid-suite)."""
+        base = self.simulate.model_dump(mode="json")
+        for world in self.robustness.worlds:
+            raw = {"simulate": copy.deepcopy(base)}
+            for dotted, value in world.set.items():
+                _set_dotted(raw, dotted, value, f"robustness world '{world.name}'")
+            try:
+                SimulateParams.model_validate(raw["simulate"])
+            except ValidationError as exc:
+                raise ParamsError(
+                    _explain(exc, raw["simulate"], f"robustness world '{world.name}'", ("simulate",))
+                ) from None
+        return self
 
     def section(self, name: str) -> Section:
         """A section by its name in params.yaml (``validate``, not ``validate_``)."""
@@ -649,8 +717,11 @@ COMPILE_TIME_SECTIONS = ("cluster",)
 # Read by the serving process (python -m components.serve), never by a pipeline stage: editing
 # them re-runs nothing and never changes a registered model's fingerprint.
 SERVICE_SECTIONS = ("serve",)
+# Read by the robustness suite's driver (make robustness), which runs the DAG once per world with
+# the default params and that world's simulate keys: never by a stage.
+SUITE_SECTIONS = ("robustness",)
 RUNTIME_SECTIONS: tuple[str, ...] = tuple(
-    s for s in SECTIONS if s not in COMPILE_TIME_SECTIONS + SERVICE_SECTIONS
+    s for s in SECTIONS if s not in COMPILE_TIME_SECTIONS + SERVICE_SECTIONS + SUITE_SECTIONS
 )
 ALWAYS_READ = ("tracking",)  # every stage run opens an MLflow run
 
@@ -827,6 +898,7 @@ SECTION_HELP = {
     "evaluate": "off-policy estimates, ranking metrics, A/B planning",
     "register": "the MLflow registry names and the promotion gate",
     "serve": "the HTTP service: sampling, exploration, A/B arms, micro-batching, impression logs",
+    "robustness": "the robustness suite (make robustness): the whole DAG per world and seed, one table",
     "cluster": "how the compiled Kubeflow pipeline runs on Kubernetes (compile time only)",
 }
 

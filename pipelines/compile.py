@@ -17,9 +17,10 @@ COMPILED_DIR = Path(__file__).resolve().parent / "compiled"
 
 def pipelines() -> dict:
     """Name of the compiled file -> pipeline function."""
+    from pipelines.robustness import robustness
     from pipelines.training import training
 
-    return {"encore_training.yaml": training}
+    return {"encore_training.yaml": training, "encore_robustness.yaml": robustness}
 
 
 def compile_to(out_dir: Path) -> list[Path]:

@@ -320,3 +320,38 @@ def register(
         "register": register,
     }
     runtime.register(sections, promote, policy.path, reward.path, evaluation.path, metrics, pipeline_run_id)
+
+
+# ---------------------------------------------------------------------------- the robustness suite
+
+
+@dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
+def suite_world(simulate: dict, register: dict, tracking: dict, run: dict) -> NamedTuple(
+    "SuiteWorld", [("simulate", dict), ("register", dict), ("tracking", dict)]
+):
+    """One (world, seed) of the robustness suite: its simulate section, and registry names and an
+    MLflow experiment of its own."""
+    from collections import namedtuple
+
+    from pipelines import runtime
+
+    out = runtime.suite_world(simulate, register, tracking, run)
+    return namedtuple("SuiteWorld", ["simulate", "register", "tracking"])(
+        out["simulate"], out["register"], out["tracking"]
+    )
+
+
+@dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
+def suite_row(run: dict, evaluation: Input[Dataset]) -> dict:
+    """One run's row of the suite's table (true lifts, coverage, the gate and its verdict)."""
+    from pipelines import runtime
+
+    return runtime.suite_row(run, evaluation.path)
+
+
+@dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
+def robustness_table(rows: list, table: Output[Dataset], summary: Output[Markdown]):
+    """The suite's table: per world and seed, each policy's true lift over logging, the gate's decision."""
+    from pipelines import runtime
+
+    runtime.robustness_table(rows, table.path, summary.path)

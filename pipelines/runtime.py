@@ -413,3 +413,38 @@ def register(
         run_open_during_stage=True,  # register logs its models and gate.json to the stage's run
     )
     _report(metrics_artifact, {k: float(v) for k, v in record.items() if isinstance(v, (bool, int, float))})
+
+
+def suite_world(simulate: dict, register: dict, tracking: dict, run: dict) -> dict[str, dict]:
+    """The robustness suite's sections for one (world, seed) run (see
+    :func:`components.robustness.settings.world_sections`)."""
+    from components.robustness.settings import world_sections
+
+    return world_sections(
+        _ints_restored(simulate), _ints_restored(register), _ints_restored(tracking), _ints_restored(run)
+    )
+
+
+def suite_row(run: dict, evaluation_dir: str) -> dict:
+    """One run's row of the suite's table, from the evaluation's flat metrics."""
+    import json
+    from dataclasses import asdict
+
+    from components.evaluate.core import FLAT_METRICS
+    from components.robustness.table import row_from_metrics
+
+    run = _ints_restored(run)
+    metrics = json.loads((Path(evaluation_dir) / FLAT_METRICS).read_text())
+    row = row_from_metrics(run["name"], run["world"], run["seed"], run["mechanism"], float("nan"), metrics)
+    return json.loads(json.dumps(asdict(row), default=float))
+
+
+def robustness_table(rows: list[dict], table_dir: str, summary_md: str) -> None:
+    """The suite's table (JSON, Markdown, figure) from every run's row; the Markdown is the summary."""
+    import shutil
+
+    from components.robustness.table import TABLE_MD, row_from_dict, write
+
+    ordered = sorted((row_from_dict(_ints_restored(r)) for r in rows), key=lambda r: (r.world, r.seed))
+    write(ordered, Path(table_dir))
+    shutil.copy(Path(table_dir) / TABLE_MD, summary_md)

@@ -4,6 +4,7 @@
     python -m pipelines.submit --host ... --schedule "0 3 * * 1"                  # weekly retraining
     python -m pipelines.submit --host ... --schedule-from k8s/overlays/prod       # the schedule in k8s/
     python -m pipelines.submit --host ... --dry-run                               # print the plan only
+    python -m pipelines.submit --host ... --suite                                 # the robustness suite
 
 Every upload is a new *pipeline version* named after what it was built from: the git commit
 (short sha, ``-dirty`` when the tree has uncommitted changes) and a hash of params.yaml, so
@@ -32,6 +33,9 @@ REPO = Path(__file__).resolve().parents[1]
 PARAMS_FILE = REPO / "params.yaml"
 COMMITTED_SPEC = REPO / "pipelines" / "compiled" / "encore_training.yaml"
 PIPELINE_NAME = "encore-training"
+# --suite: the robustness suite (pipelines/robustness.py), the training DAG once per (world, seed)
+SUITE_SPEC = REPO / "pipelines" / "compiled" / "encore_robustness.yaml"
+SUITE_PIPELINE_NAME = "encore-robustness"
 SERVICE_ACCOUNT = "encore-pipeline-runner"
 SCHEDULE_CONFIGMAP = "encore-retraining-schedule"
 
@@ -123,7 +127,7 @@ def in_cluster_tracking_uri(namespace: str) -> str:
     return f"http://mlflow.{namespace}.svc.cluster.local:5000"
 
 
-def run_arguments(path: Path, tracking_uri: str | None = None) -> dict[str, Any]:
+def run_arguments(path: Path, tracking_uri: str | None = None, suite: bool = False) -> dict[str, Any]:
     """The pipeline's parameters: one per runtime section of the params file, as JSON-compatible
     data (dates as ISO strings). The compiled spec has no defaults, so every run says exactly
     which parameters it ran with.
@@ -135,8 +139,13 @@ def run_arguments(path: Path, tracking_uri: str | None = None) -> dict[str, Any]
     raw = json.loads(json.dumps(yaml.safe_load(path.read_text()), default=str))
     if tracking_uri:
         raw["tracking"]["uri"] = tracking_uri
-    params_from_dict(raw, where=f"{path} (as submitted)")  # fail here, not in the first task
-    return {section: raw[section] for section in RUNTIME_SECTIONS}
+    params = params_from_dict(raw, where=f"{path} (as submitted)")  # fail here, not in the first task
+    arguments = {section: raw[section] for section in RUNTIME_SECTIONS}
+    if suite:  # the suite's (world, seed) runs, from params.yaml: robustness
+        from components.robustness.settings import kfp_runs
+
+        arguments["runs"] = kfp_runs(params)
+    return arguments
 
 
 def schedule_from_manifests(path: Path) -> tuple[Schedule, dict[str, str]]:
@@ -190,22 +199,24 @@ def make_plan(
     tracking_uri: str | None = None,
     revision: str | None = None,
     now: datetime | None = None,
+    suite: bool = False,
 ) -> Plan:
     """Decide names and arguments; pure apart from reading params (and git, unless given)."""
     phash = params_hash(params_file)
     version = version_name(revision if revision is not None else git_revision(), phash)
+    pipeline = SUITE_PIPELINE_NAME if suite else PIPELINE_NAME
     return Plan(
         host=host,
         namespace=namespace,
         experiment=experiment,
-        pipeline_name=PIPELINE_NAME,
+        pipeline_name=pipeline,
         version_name=version,
         spec="committed" if use_committed else "compile",
-        run_name=run_name(PIPELINE_NAME, version, now or datetime.now(UTC), schedule),
+        run_name=run_name(pipeline, version, now or datetime.now(UTC), schedule),
         service_account=service_account,
         params_file=params_file,
         params_hash=phash,
-        arguments=run_arguments(params_file, tracking_uri),
+        arguments=run_arguments(params_file, tracking_uri, suite),
         schedule=schedule,
     )
 
@@ -213,11 +224,15 @@ def make_plan(
 def describe(plan: Plan) -> str:
     """The dry-run report: every name and value the real submission would use."""
     p = plan.arguments
+    suite = plan.pipeline_name == SUITE_PIPELINE_NAME
     if plan.spec == "committed":
-        spec = f"{COMMITTED_SPEC.relative_to(REPO)} (committed)"
+        spec = f"{(SUITE_SPEC if suite else COMMITTED_SPEC).relative_to(REPO)} (committed)"
     else:
-        spec = "compiled now from pipelines.training"
-    summary = f"{len(p)} sections: {', '.join(p)}"
+        spec = f"compiled now from pipelines.{'robustness' if suite else 'training'}"
+    sections = [k for k in p if k != "runs"]
+    summary = f"{len(sections)} sections: {', '.join(sections)}"
+    if suite:
+        summary += f"; runs: {', '.join(r['name'] for r in p['runs'])}"
     if plan.schedule is None:
         schedule = "none: one run now"
         last = f"start run {plan.run_name!r}"
@@ -253,14 +268,15 @@ def describe(plan: Plan) -> str:
 # --------------------------------------------------------------------------- talking to KFP
 
 
-def compile_spec(out_dir: Path) -> Path:
-    """Compile the training pipeline from the current code and params.yaml."""
+def compile_spec(out_dir: Path, suite: bool = False) -> Path:
+    """Compile the training pipeline (or the robustness suite) from the current code and params.yaml."""
     from kfp import compiler
 
+    from pipelines.robustness import robustness
     from pipelines.training import training
 
-    path = out_dir / "encore_training.yaml"
-    compiler.Compiler().compile(training, str(path))
+    path = out_dir / (SUITE_SPEC.name if suite else COMMITTED_SPEC.name)
+    compiler.Compiler().compile(robustness if suite else training, str(path))
     return path
 
 
@@ -365,6 +381,11 @@ def main(
         None, "--token", envvar="KFP_TOKEN", help="bearer token for the KFP API (never printed)"
     ),
     dry_run: bool = typer.Option(False, "--dry-run", help="print what would be done; contact no server"),
+    suite: bool = typer.Option(
+        False,
+        "--suite",
+        help="submit the robustness suite (the training DAG per world and seed of params.yaml: robustness)",
+    ),
 ) -> None:
     """Upload a new pipeline version, then start a run or create a recurring run."""
     from components.params import load_params
@@ -389,12 +410,14 @@ def main(
         use_committed=use_committed,
         schedule=trigger,
         tracking_uri=in_cluster_tracking_uri(namespace) if tracking_uri is None else tracking_uri,
+        suite=suite,
     )
     if dry_run:
         typer.echo(describe(plan))
         return
     with tempfile.TemporaryDirectory() as tmp:
-        spec_path = COMMITTED_SPEC if use_committed else compile_spec(Path(tmp))
+        committed = SUITE_SPEC if suite else COMMITTED_SPEC
+        spec_path = committed if use_committed else compile_spec(Path(tmp), suite)
         created = execute(plan, spec_path, token)
     what = "recurring run" if trigger else "run"
     typer.echo(f"{what} {plan.run_name!r} created: id {created} (pipeline version {plan.version_name})")

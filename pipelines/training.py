@@ -20,28 +20,25 @@ from pipelines.images import load_cluster
 from pipelines.scheduling import on_cpu, on_gpu, with_cluster_feast
 
 
-@dsl.pipeline(
-    name="encore-training",
-    description="Encore: simulate/ingest -> validate -> experiments, features, labels -> signals (scorecard, "
-    "learned composite) -> reward models (mid-term, click), SFT -> RLHF (mid-term, click) -> evaluate "
-    "(gate on the predicted effect: promote?) -> register (champion only if promote).",
-)
-def training(
-    source: dict,
-    tracking: dict,
-    simulate: dict,
-    ab: dict,
-    validate: dict,
-    features: dict,
-    label: dict,
-    experiments: dict,
-    signals: dict,
-    reward_model: dict,
-    sft_policy: dict,
-    rlhf_policy: dict,
-    evaluate: dict,
-    register: dict,
+def training_dag(
+    source,
+    tracking,
+    simulate,
+    ab,
+    validate,
+    features,
+    label,
+    experiments,
+    signals,
+    reward_model,
+    sft_policy,
+    rlhf_policy,
+    evaluate,
+    register,
 ):
+    """The training DAG's tasks, added to the pipeline being built (the training pipeline, or one
+    iteration of the robustness suite's loop); returns the evaluate task. Each argument is a
+    params section: a pipeline parameter, or another task's output (the suite's world)."""
     gpu = load_cluster().gpu
     # KFP caches a task on its parameters and its inputs' artifact *names*, never on what a path
     # holds: the logs' content reaches simulate's cache key only as this (never cached) value,
@@ -167,3 +164,29 @@ def training(
         pipeline_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
     ).set_display_name("register")
     on_cpu(reg).set_caching_options(False)  # registration is an external write, every run
+    return ev
+
+
+@dsl.pipeline(
+    name="encore-training",
+    description="Encore: simulate/ingest -> validate -> experiments, features, labels -> signals (scorecard, "
+    "learned composite) -> reward models (mid-term, click), SFT -> RLHF (mid-term, click) -> evaluate "
+    "(gate on the predicted effect: promote?) -> register (champion only if promote).",
+)
+def training(
+    source: dict,
+    tracking: dict,
+    simulate: dict,
+    ab: dict,
+    validate: dict,
+    features: dict,
+    label: dict,
+    experiments: dict,
+    signals: dict,
+    reward_model: dict,
+    sft_policy: dict,
+    rlhf_policy: dict,
+    evaluate: dict,
+    register: dict,
+):
+    training_dag(**locals())  # every section, by name

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import pytest
 import yaml
 
+from components.params import load_params
 from pipelines import submit
 from tests.deploy.manifests import K8S, REPO
 
@@ -108,6 +109,27 @@ def test_plan_runs_in_cluster_against_the_in_cluster_mlflow(cluster):
     assert plan.version_name.startswith("abc1234-p") and plan.run_name.startswith("encore-training-abc1234-p")
     assert plan.arguments["tracking"]["uri"] == "http://mlflow.encore.svc.cluster.local:5000"
     assert plan.service_account == "encore-pipeline-runner" and plan.schedule is None
+
+
+def test_the_suite_plan_passes_every_world_and_seed_as_runs(cluster):
+    """--suite: the robustness pipeline, with the runtime sections and one run per (world, seed)."""
+    plan = submit.make_plan(
+        "http://kfp.invalid",
+        REPO / "params.yaml",
+        namespace=cluster.namespace,
+        experiment="encore",
+        use_committed=True,
+        revision="abc1234",
+        now=NOW,
+        suite=True,
+    )
+    assert plan.pipeline_name == "encore-robustness" and plan.run_name.startswith("encore-robustness-")
+    runs = plan.arguments["runs"]
+    params = load_params(REPO / "params.yaml")
+    assert len(runs) == len(params.robustness.worlds) * len(params.robustness.seeds)
+    assert {r["world"] for r in runs} == {w.name for w in params.robustness.worlds}
+    assert "robustness" not in plan.arguments and "simulate" in plan.arguments
+    assert "runs: default-s" in submit.describe(plan)
 
 
 def test_another_cluster_section_is_refused(tmp_path):

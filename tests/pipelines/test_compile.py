@@ -230,3 +230,25 @@ def test_every_task_writes_only_to_scratch_volumes():
 def test_no_task_pulls_a_tag_again():
     for name, config in _platform().items():
         assert config.get("imagePullPolicy") == "IfNotPresent", name
+
+
+def test_robustness_pipeline_runs_the_training_dag_per_world_in_parallel_and_collects_the_rows():
+    """One ParallelFor over the suite's runs holds the whole training DAG (every stage, on the
+    iteration's world: simulate and register read suite_world's outputs), and the table after the
+    loop takes the rows of every iteration."""
+    spec = next(yaml.safe_load_all((COMPILED_DIR / "encore_robustness.yaml").read_text()))
+    root = spec["root"]["dag"]["tasks"]
+    loops = [t for t in root.values() if "parameterIterator" in t]
+    assert len(loops) == 1 and loops[0]["iteratorPolicy"]["parallelismLimit"] >= 1
+    loop = spec["components"][loops[0]["componentRef"]["name"]]["dag"]["tasks"]
+    names = {t["taskInfo"]["name"] for t in loop.values()}
+    stages = set(_dvc_stages()) - DVC_ONLY
+    assert stages | {"suite_world", "suite_row"} <= names, stages - names
+    by_name = {t["taskInfo"]["name"]: t for t in loop.values()}
+    for stage, section in (("simulate", "simulate"), ("register", "register"), ("evaluate", "tracking")):
+        source = by_name[stage]["inputs"]["parameters"][section]["taskOutputParameter"]
+        assert source["producerTask"] == "suite-world", (stage, source)
+    table = next(t for t in root.values() if t["taskInfo"]["name"] == "robustness_table")
+    rows = table["inputs"]["parameters"]["rows"]["taskOutputParameter"]
+    assert rows["producerTask"] == next(k for k, t in root.items() if "parameterIterator" in t)
+    assert rows["outputParameterKey"].endswith("suite-row-Output")  # the loop's collected rows

@@ -16,6 +16,7 @@ import yaml
 
 from components.params import RUNTIME_SECTIONS
 from components.world import has_truth
+from pipelines.sweep import project_files
 from tests.conftest import REPO
 from tests.pipelines.helpers import tiny_params_dict, write_tiny_params
 
@@ -81,20 +82,12 @@ def _registry(tracking_uri: str):
 
 
 def _workspace(tmp_path: Path) -> Path:
-    """A copy of the project as a user would have it: the files git knows (tracked or not ignored)."""
+    """A copy of the project as a user would have it: the files git knows (tracked or not ignored),
+    less what a run does not need (the robustness suite's workspaces are made the same way)."""
     ws = tmp_path / "ws"
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split("\0")
-    for rel in filter(None, listed):
-        src = REPO / rel
-        if src.is_file() and not rel.startswith(("tests/", "benchmarks/", "docs/", "dvc.lock")):
-            (ws / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, ws / rel)
+    for rel in project_files(REPO):
+        (ws / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / rel, ws / rel)
     write_tiny_params(ws / "params.yaml", tracking_uri=f"sqlite:///{ws}/mlflow.db")
     return ws
 
@@ -161,6 +154,11 @@ def test_dvc_repro_runs_the_dag_then_is_a_no_op(tmp_path):
         and json.loads((ws / "metrics" / "experiments.json").read_text())["experiments/arms"] > 4
     )
     assert "Off-policy estimates" in (ws / "reports" / "evaluation" / "evaluation.html").read_text()
+    # the reward model against the truth, every run: on uniformly random pairs and on the logged ones
+    evaluated = json.loads((ws / "metrics" / "evaluate.json").read_text())
+    for pairs in ("random", "logged"):
+        assert -1 <= evaluated[f"reward_model/truth/{pairs}/spearman"] <= 1, evaluated
+    assert "uniformly random (listener, track)" in (ws / "reports" / "evaluation" / "summary.md").read_text()
     record = json.loads((ws / "metrics" / "register.json").read_text())
     gate = json.loads((ws / "reports" / "evaluation" / "gate.json").read_text())
     _assert_gate_follows_its_checks_and_the_truth(gate)
