@@ -7,8 +7,10 @@ own except for the world's ``simulate`` keys and the seed, and its own MLflow st
 (one world's gate never moves another's champion). Each workspace is an ordinary DVC project:
 ``cd`` into it and ``dvc metrics show``, ``dvc repro``, ``dvc exp run -S ...`` all work.
 
-Re-running the suite refreshes each workspace's code and re-runs ``dvc repro`` there, so only
-what a change made stale runs again, and a killed suite resumes where it stopped. A run that
+The project's files are read once, when the suite starts: every run of one suite gets the same
+code and pipeline, whatever is edited in the checkout meanwhile. Re-running the suite refreshes
+each workspace's code and re-runs ``dvc repro`` there, so only what a change made stale runs
+again, and a killed suite resumes where it stopped. A run that
 fails is recorded as failed (its ``repro.log`` named) and the others still run; the command
 exits non-zero if any failed. The table (``robustness.json``, ``robustness.md``,
 ``robustness.png`` in ``out_dir``) is written from every run that finished, and its numbers are
@@ -20,7 +22,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -58,14 +59,20 @@ def project_files(root: Path = ROOT) -> list[str]:
     return [rel for rel in listed if rel and (root / rel).is_file() and not rel.startswith(NOT_COPIED)]
 
 
-def prepare_workspace(ws: Path, files: list[str], params: dict, root: Path = ROOT) -> None:
-    """Create or refresh ``ws``: the project's files (copied only where they differ, so DVC sees
+def snapshot(root: Path = ROOT) -> dict[str, tuple[bytes, int]]:
+    """The project's files as they are now: path -> (content, mode). About a megabyte."""
+    return {rel: ((root / rel).read_bytes(), (root / rel).stat().st_mode) for rel in project_files(root)}
+
+
+def prepare_workspace(ws: Path, files: dict[str, tuple[bytes, int]], params: dict) -> None:
+    """Create or refresh ``ws``: the snapshot's files (written only where they differ, so DVC sees
     exactly what changed), this run's params.yaml, and a git repository of its own."""
-    for rel in files:
-        src, dst = root / rel, ws / rel
-        if not dst.exists() or dst.read_bytes() != src.read_bytes():
+    for rel, (content, mode) in files.items():
+        dst = ws / rel
+        if not dst.exists() or dst.read_bytes() != content:
             dst.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dst)
+            dst.write_bytes(content)
+            dst.chmod(mode)
     text = yaml.safe_dump(params, sort_keys=False)
     target = ws / "params.yaml"
     if not target.exists() or target.read_text() != text:
@@ -130,7 +137,7 @@ def run_suite(
             )
         runs = [r for r in runs if r.world.name in worlds]
     out_dir = Path(out_dir or params.robustness.out_dir)
-    files = project_files()
+    files = snapshot()
     rows: list[RunRow] = []
     for i, run in enumerate(runs, 1):
         ws = (out_dir / RUNS / run.name).resolve()
