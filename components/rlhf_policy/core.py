@@ -44,6 +44,9 @@ CURVE_COLUMNS = {
     "kl": "kl",
     "entropy": "entropy",
     "slates/genre_diversity": "diversity",
+    "slates/artist_diversity": "artist_diversity",
+    "slates/distinct_share": "distinct_share",
+    "slates/effective_artists": "effective_artists",
     "watch/true_value": "true_value",
     "watch/proxy_reward": "proxy_reward",
     "slates/valid_rate": "valid_rate",
@@ -93,6 +96,7 @@ def run(
         reward_model,
         vocab,
         dict(zip(tracks["track_id"].to_list(), tracks["genre_id"].to_list())),
+        dict(zip(tracks["track_id"].to_list(), tracks["artist_id"].to_list())),
         rp.invalid_slate_reward,
         observers=[watch] if watch else [],
     )
@@ -250,7 +254,7 @@ def _plot(curve: pl.DataFrame, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3.8))
+    fig, (a, b, c) = plt.subplots(1, 3, figsize=(16, 3.8))
     a.plot(curve["step"], curve["reward"], label="proxy reward (reward model)")
     a2 = a.twinx()
     a2.plot(curve["step"], curve["kl"], color="tab:red", label="KL to SFT")
@@ -269,6 +273,14 @@ def _plot(curve: pl.DataFrame, path: Path) -> None:
         b.scatter(curve["kl"], curve["true_value"], s=8, label="true long-term value (simulator)")
     b.set(xlabel="KL to SFT", ylabel="value per slate item", title="Over-optimisation watch: proxy vs truth")
     b.legend()
+    c.plot(curve["step"], curve["artist_diversity"], label="distinct artists per slate / k")
+    c.plot(curve["step"], curve["distinct_share"], label="distinct tracks in the step's slates / items")
+    c.set(xlabel="step", ylabel="share", ylim=(0, 1.05), title="Concentration of the policy's slates")
+    c2 = c.twinx()
+    c2.plot(curve["step"], curve["effective_artists"], color="tab:purple", label="effective artists (batch)")
+    c2.set_ylabel("effective number of artists")
+    c.legend(loc="lower left", fontsize=8)
+    c2.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

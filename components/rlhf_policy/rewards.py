@@ -4,6 +4,11 @@ A GRPO reward function gets the completions' token ids plus the prompt dataset's
 columns (``user_id``, ``history``). The slate's reward is the mean reward-model score of its
 tracks. Observers (e.g. the evaluation code's truth watch) see every scored batch and log
 their own metrics next to the proxy reward.
+
+Each step also logs how concentrated the policy's slates are (the over-optimisation watch's
+early warning: a per-item reward can be gamed by stacking slates with a few artists) — per
+slate, the share of distinct genres and artists; over the step's batch, the share of distinct
+tracks and the effective number of artists (exp of the entropy of the artist mix).
 """
 
 from __future__ import annotations
@@ -30,11 +35,12 @@ class SlateReward:
         model: RewardModel,
         vocab: ItemVocab,
         genre_of_track: dict[int, int],
+        artist_of_track: dict[int, int],
         invalid_reward: float,
         observers: Sequence[Observer] = (),
     ):
         self.model, self.vocab = model, vocab
-        self.genre_of = genre_of_track
+        self.genre_of, self.artist_of = genre_of_track, artist_of_track
         self.invalid_reward = invalid_reward
         self.observers = list(observers)
         self.invalid_count = 0
@@ -59,6 +65,8 @@ class SlateReward:
         if log_metric is not None:
             log_metric("slates/valid_rate", float(valid.mean()))
             log_metric("slates/genre_diversity", self.diversity(slates[valid]))
+            for name, value in self.concentration(slates[valid]).items():
+                log_metric(f"slates/{name}", value)
             for observer in self.observers:
                 for name, value in observer(users[valid], slates[valid], reward[valid]).items():
                     log_metric(name, value)
@@ -73,7 +81,31 @@ class SlateReward:
 
     def diversity(self, slates: np.ndarray) -> float:
         """Mean share of distinct genres in a slate (1 = every track from another genre)."""
+        return _distinct_share_per_row(slates, self.genre_of)
+
+    def concentration(self, slates: np.ndarray) -> dict[str, float]:
+        """How narrow a batch of slates is: ``artist_diversity`` (distinct artists per slate / k),
+        ``distinct_share`` (distinct tracks among all the batch's items: low when every listener
+        gets the same tracks) and ``effective_artists`` (exp of the entropy of the batch's artist
+        mix: the number of equally served artists it amounts to)."""
         if not len(slates):
-            return float("nan")
-        genres = np.vectorize(self.genre_of.get, otypes=[np.int64])(slates)
-        return float(np.mean([len(set(g)) / len(g) for g in genres]))
+            return {
+                "artist_diversity": float("nan"),
+                "distinct_share": float("nan"),
+                "effective_artists": float("nan"),
+            }
+        artists = np.vectorize(self.artist_of.get, otypes=[np.int64])(slates).ravel()
+        share = np.unique(artists, return_counts=True)[1] / artists.size
+        return {
+            "artist_diversity": _distinct_share_per_row(slates, self.artist_of),
+            "distinct_share": float(np.unique(slates).size / slates.size),
+            "effective_artists": float(np.exp(-(share * np.log(share)).sum())),
+        }
+
+
+def _distinct_share_per_row(slates: np.ndarray, group_of: dict[int, int]) -> float:
+    """Mean over slates of (distinct groups in the slate) / k."""
+    if not len(slates):
+        return float("nan")
+    groups = np.vectorize(group_of.get, otypes=[np.int64])(slates)
+    return float(np.mean([len(set(g)) / len(g) for g in groups]))

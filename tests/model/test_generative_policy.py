@@ -180,7 +180,7 @@ def test_rl_logs_reward_kl_entropy_diversity_truth_and_resumes_after_a_kill(
     assert straight.returncode == 0, straight.stderr[-3000:]
     curve = pl.read_csv(tmp_path / "straight" / "curve.csv")
     assert curve.height == 6
-    for col in ("reward", "kl", "entropy", "diversity", "true_value"):
+    for col in ("reward", "kl", "entropy", "diversity", "artist_diversity", "distinct_share", "true_value"):
         assert curve[col].is_not_null().all(), col
 
     killed = _rl_cli(
@@ -205,3 +205,36 @@ def test_rl_logs_reward_kl_entropy_diversity_truth_and_resumes_after_a_kill(
     again = _rl_cli(tmp_path, *args, tmp_path / "again", tmp_path / "ckpt_straight")
     assert again.returncode == 0, again.stderr[-3000:]
     assert yaml.safe_load((tmp_path / "again.json").read_text())["rl/resumed_from_step"] == 0
+
+
+def test_the_ab_arm_serves_through_the_service_sampler_and_evaluation_reads_its_propensities(
+    policy, prompts, tiny_raw, tiny_features, params
+):
+    """``ab.lm_decoding: sample``: the A/B arm draws exactly what the policy service's sampler draws
+    for the same prompts and seed (one implementation), its slates are valid, and the probabilities
+    the off-policy estimates give the target policy are the propensities the service logs."""
+    from components.evaluate.logged import served_probabilities
+    from components.featurestore.lookup import FeatureLookup
+    from components.protocol import Contexts
+    from components.sampler.sampling import Sampler
+    from components.sampler.served import ServedPolicy
+
+    model, _, vocab = policy
+    model = model.to("cpu")
+    ids, histories, catalogue = prompts
+    tracks = pl.from_arrow(contract.read(tiny_raw, "tracks", ["track_id", "artist_id"]))
+    lookup = FeatureLookup.from_sources(tiny_features, params.features, tracks)
+    users = lookup.users()["user_id"].to_numpy()[:40]
+    arm = ServedPolicy(model, vocab, lookup, policy_id=100, seed=7, temperature=1.0, epsilon=0.3)
+    n = len(users)
+    contexts = Contexts(users, np.zeros(n, np.int64), 3, histories[:n], vocab.slate_size, len(catalogue))
+    served = arm.recommend(contexts).tracks
+    sampler = Sampler.of(model, vocab)
+    own_prompts = arm.prompts(users, histories[: len(users)])
+    drawn = sampler.sample(own_prompts, 1.0, 0.3, torch.Generator().manual_seed(7 * 100_003 + 3))
+    np.testing.assert_array_equal(served, sampler.to_track(drawn.tokens))
+    srt = np.sort(served, axis=1)
+    assert np.isin(served, catalogue).all() and (srt[:, 1:] != srt[:, :-1]).all()
+    assert drawn.explored.any() and not drawn.explored.all()
+    read = served_probabilities(model, vocab, own_prompts, served, temperature=1.0, epsilon=0.3)
+    np.testing.assert_allclose(read, drawn.propensity, rtol=1e-4)
