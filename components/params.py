@@ -180,9 +180,16 @@ class ABParams(Section):
         gt=0, lt=1, description="confidence level of every interval the A/B test reports"
     )
     lm_decoding: Literal["greedy", "sample"] = Field(
-        description="how generative policies pick slates when served"
+        description="how generative policies pick slates in the A/B test and the off-policy estimates: "
+        "greedy (argmax), or sample = through the policy service's own sampler (lm_temperature, lm_epsilon)"
     )
     lm_temperature: float = Field(gt=0, description="sampling temperature when lm_decoding is 'sample'")
+    lm_epsilon: float = Field(
+        ge=0,
+        lt=1,
+        description="lm_decoding 'sample': per slot, a uniform draw among the allowed tracks with this "
+        "probability (the service's serve.epsilon)",
+    )
 
 
 # --------------------------------------------------------------------------- validate

@@ -27,6 +27,7 @@ import polars as pl
 
 from components import contract
 from components.evaluate import ope
+from components.evaluate.arms import policy_arm
 from components.evaluate.gating import Calibration, gate_decision, reward_model_validity
 from components.evaluate.logged import held_out_slates, policy_numbers
 from components.evaluate.ranking import ranking_metrics
@@ -75,10 +76,7 @@ def run(
     logged = held_out_slates(params, features_dir, labels_dir, k, ep.max_slates, ep.seed, weights)
     r, mu = logged.matrix("reward"), logged.matrix("propensity")
     q = reward.score_frame(logged.frame).reshape(logged.n, k)
-    numbers = {
-        name: policy_numbers(logged, path, reward, temperature, sample, ep.seed)
-        for name, path in policy_dirs.items()
-    }
+    numbers = {name: policy_numbers(logged, path, reward, ab, ep.seed) for name, path in policy_dirs.items()}
     estimates = {"logging": ope.estimate(r, mu, mu, q, q, ep.max_weight, ep.n_bootstrap, ep.seed)}
     skip_rate = {"logging": float(logged.matrix("skipped").mean())}
     for name, num in numbers.items():
@@ -189,28 +187,13 @@ def _baseline(params: Params, logged, reward: RewardModel, mu: np.ndarray, q: np
     if champion is None:
         return ("logging", mu, q), None, None
     champion_dir = registry.downloaded_policy(c, rp.policy_model, champion.version)
-    champ = policy_numbers(
-        logged, champion_dir, reward, ab.lm_temperature, ab.lm_decoding == "sample", ep.seed
-    )
+    champ = policy_numbers(logged, champion_dir, reward, ab, ep.seed)
     return ("champion", champ["pi"], champ["q_pi"]), champion_dir, int(champion.version)
 
 
 def _served(policy_dir: Path, lookup: FeatureLookup, params: Params):
     """A registered policy as an A/B arm, served like the candidates."""
-    from components.policy.generative import GenerativePolicy
-    from components.policy.model import load as load_policy
-
-    model, _, vocab = load_policy(policy_dir)
-    ab = params.ab
-    return GenerativePolicy(
-        model,
-        vocab,
-        lookup,
-        policy_id=199,
-        seed=params.evaluate.seed,
-        sample=ab.lm_decoding == "sample",
-        temperature=ab.lm_temperature,
-    )
+    return policy_arm(policy_dir, lookup, params.ab, policy_id=199, seed=params.evaluate.seed)
 
 
 def _held_out_sequences(params: Params, raw_dir: Path, features_dir: Path) -> dict:

@@ -13,16 +13,18 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+import torch
 
 from components.featurestore.definitions import TRAIN_FRAME
 from components.featurestore.store import add_request_features
-from components.params import Params
+from components.params import ABParams, Params
 from components.policy.decoding import generate_slates, slot_probabilities
 from components.policy.model import load as load_policy
 from components.reward.composite import with_reward
 from components.reward.examples import held_out_users, split_day
 from components.reward.labels import LABELS_FILE
 from components.reward.model import RewardModel
+from components.sampler.sampling import Sampler, allowed_counts
 from components.sequences import right_aligned
 
 
@@ -74,22 +76,37 @@ def held_out_slates(
 
 
 def policy_numbers(
-    logged: LoggedSlates, policy_dir: Path, reward: RewardModel, temperature: float, sample: bool, seed: int
+    logged: LoggedSlates, policy_dir: Path, reward: RewardModel, ab: ABParams, seed: int
 ) -> dict[str, np.ndarray]:
-    """``pi`` (n, k): the policy's probability of each logged track given the logged prefix;
-    ``q_pi`` (n, k): the reward model's value of what the policy itself would put in each slot;
-    ``slates``: the slates it generates for these contexts."""
-    model, _, vocab = load_policy(policy_dir)
+    """``pi`` (n, k): the policy's probability of each logged track given the logged prefix, as it
+    is served (``ab.lm_decoding``: greedy, or the service's sampler with ``lm_temperature`` and
+    ε-uniform exploration ``lm_epsilon``); ``q_pi`` (n, k): the reward model's value of what the
+    policy itself would put in each slot; ``slates``: the slates it serves for these contexts."""
+    sample = ab.lm_decoding == "sample"
+    model, _, vocab = load_policy(policy_dir, device="cpu" if sample else None)
     contexts = logged.firsts()
     prompts = vocab.prompts(
         contexts.select(vocab.features), right_aligned(contexts["recent_tracks"], vocab.history_length)
     )
     logged_slates = logged.slates()
-    pi = slot_probabilities(
-        model, vocab, prompts, logged_slates, temperature=None if not sample else temperature
-    )
-    own = generate_slates(model, vocab, prompts, sample=sample, seed=seed, temperature=temperature)
-    return numbers_from_slates(logged, own, pi, reward)
+    if not sample:
+        pi = slot_probabilities(model, vocab, prompts, logged_slates, temperature=None)
+        own = generate_slates(model, vocab, prompts, sample=False)
+        return numbers_from_slates(logged, own, pi, reward)
+    pi = served_probabilities(model, vocab, prompts, logged_slates, ab.lm_temperature, ab.lm_epsilon)
+    sampler = Sampler.of(model, vocab)
+    drawn = sampler.sample(prompts, ab.lm_temperature, ab.lm_epsilon, torch.Generator().manual_seed(seed))
+    return numbers_from_slates(logged, sampler.to_track(drawn.tokens), pi, reward)
+
+
+def served_probabilities(
+    model, vocab, prompts: np.ndarray, slates: np.ndarray, temperature: float, epsilon: float
+) -> np.ndarray:
+    """(n, k) probability that the policy service puts ``slates[:, j]`` in slot j given the slots
+    above: the ε-mixture of the constrained policy at ``temperature`` and the uniform draw over the
+    allowed tracks — the propensity the service logs for what it served."""
+    pi_t = slot_probabilities(model, vocab, prompts, slates, temperature=temperature)
+    return (1 - epsilon) * pi_t + epsilon / allowed_counts(vocab, prompts)
 
 
 def numbers_from_slates(logged: LoggedSlates, own: np.ndarray, pi: np.ndarray, reward: RewardModel) -> dict:

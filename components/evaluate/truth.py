@@ -36,24 +36,14 @@ def simulated_truth(
 ) -> dict:
     """The A/B test against ground truth (logging, the candidates, ``extra`` arms such as the
     champion, both oracles) and each arm's true per-slot composite from its own logs."""
+    from components.evaluate.arms import policy_arm
     from components.evaluate.simulated_ab import TABLE_METRICS, simulated_ab, world_policies
-    from components.policy.generative import GenerativePolicy
-    from components.policy.model import load as load_policy
 
     ab = params.ab
     arms = world_policies(world_dir)
     policies = {"logging": arms["logging"]}
     for i, (name, path) in enumerate(policy_dirs.items()):
-        model, _, vocab = load_policy(path)
-        policies[name] = GenerativePolicy(
-            model,
-            vocab,
-            lookup,
-            policy_id=100 + i,
-            seed=params.evaluate.seed,
-            sample=ab.lm_decoding == "sample",
-            temperature=ab.lm_temperature,
-        )
+        policies[name] = policy_arm(path, lookup, ab, policy_id=100 + i, seed=params.evaluate.seed)
     policies |= extra or {}
     policies |= {"click_oracle": arms["click_oracle"], "long_term_oracle": arms["long_term_oracle"]}
     result = simulated_ab(world_dir, policies, ab, progress=progress, record=True)

@@ -17,13 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-import torch
-
 from components.policy.vocab import ItemVocab
 from components.registry import client as registry
-from components.serve.core import non_track_mask, track_lookup
-from components.serve.decoder import Decoder, decoders
+from components.sampler.sampling import Sampler
 
 log = logging.getLogger("encore.serve.policies")
 
@@ -35,9 +31,7 @@ class LoadedPolicy:
     version: int
     model: Any
     vocab: ItemVocab
-    decoder: Callable[[], Decoder]  # a fresh decoder (its own K/V cache) per batch
-    non_track: torch.Tensor  # (model vocab,) bool
-    to_track: Callable[[np.ndarray], np.ndarray]  # token ids -> track ids
+    sampler: Sampler  # decodes and samples slates as the service serves them
 
 
 def load_policy(path, version: int) -> LoadedPolicy:
@@ -45,17 +39,7 @@ def load_policy(path, version: int) -> LoadedPolicy:
     from components.policy.model import load
 
     model, _, vocab = load(path, device="cpu")
-    size = model.get_output_embeddings().weight.shape[0]
-    mask = torch.ones(size, dtype=torch.bool)
-    mask[: vocab.vocab_size] = non_track_mask(vocab)
-    return LoadedPolicy(
-        version=version,
-        model=model,
-        vocab=vocab,
-        decoder=decoders(model, vocab.slate_size),
-        non_track=mask,
-        to_track=track_lookup(vocab),
-    )
+    return LoadedPolicy(version=version, model=model, vocab=vocab, sampler=Sampler.of(model, vocab))
 
 
 class AliasWatcher:

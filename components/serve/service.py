@@ -217,17 +217,8 @@ class Service:
         cols = [*policy.vocab.features, "recent_tracks"]
         sub = {c: [values[c][row_of[i]] for i in idx] for c in cols if c in values}
         prompts, cold = core.prompts(policy.vocab, sub, [requests[i].history for i in idx])
-        with torch.inference_mode():
-            slates = core.sample_slates(
-                policy.decoder(),
-                policy.non_track,
-                prompts,
-                policy.vocab.slate_size,
-                sp.temperature,
-                sp.epsilon,
-                self.generator,
-            )
-        tracks = policy.to_track(slates.tokens)
+        slates = policy.sampler.sample(prompts, sp.temperature, sp.epsilon, self.generator)
+        tracks = policy.sampler.to_track(slates.tokens)
         served = core.Served(
             request_ids=[uuid.uuid4().hex for _ in idx],
             user_ids=np.array([requests[i].user_id for i in idx], dtype=np.int64),

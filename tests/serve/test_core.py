@@ -16,8 +16,9 @@ from components.params import ServeExperimentParams
 from components.policy.decoding import slot_probabilities
 from components.policy.model import build
 from components.policy.vocab import ItemVocab
+from components.sampler import sampling
+from components.sampler.decoder import GPT2Decoder, HFDecoder, decoders
 from components.serve import core
-from components.serve.decoder import GPT2Decoder, HFDecoder, decoders
 from components.serve.logbook import FEEDBACK, IMPRESSIONS, PartWriter
 from tests.conftest import tiny_params
 
@@ -91,9 +92,9 @@ def test_the_fast_decoder_gives_hugging_faces_logits(policy):
 
 
 def _sample(model, vocab, prompts, temperature, epsilon, seed=0):
-    mask = core.non_track_mask(vocab)
+    mask = sampling.non_track_mask(vocab)
     with torch.inference_mode():
-        s = core.sample_slates(
+        s = sampling.sample_slates(
             decoders(model, vocab.slate_size)(),
             mask,
             prompts,
@@ -102,7 +103,7 @@ def _sample(model, vocab, prompts, temperature, epsilon, seed=0):
             epsilon,
             torch.Generator().manual_seed(seed),
         )
-    return s, core.track_lookup(vocab)(s.tokens)
+    return s, sampling.track_lookup(vocab)(s.tokens)
 
 
 @pytest.mark.parametrize("temperature", [0.7, 0.0])
@@ -112,7 +113,9 @@ def test_propensities_are_the_mixture_of_the_policy_and_uniform(policy, temperat
     s, tracks = _sample(model, vocab, prompts, temperature, epsilon=0.3)
     pi = slot_probabilities(model, vocab, prompts, tracks, temperature=temperature or None)
     np.testing.assert_allclose(s.policy_probability, pi, rtol=1e-4, atol=1e-7)
-    np.testing.assert_allclose(s.propensity, 0.7 * pi + 0.3 / core.allowed_counts(vocab, prompts), rtol=1e-4)
+    np.testing.assert_allclose(
+        s.propensity, 0.7 * pi + 0.3 / sampling.allowed_counts(vocab, prompts), rtol=1e-4
+    )
     assert ((s.propensity > 0) & (s.propensity <= 1)).all() and s.explored.any()
     for row, prompt in zip(tracks, prompts):  # valid: k distinct catalogue tracks, none from the prompt
         assert len(set(row)) == vocab.slate_size and set(row) <= set(vocab.track_ids)

@@ -18,6 +18,7 @@ import pytest
 
 from components.policy.decoding import slot_probabilities
 from components.policy.model import load
+from components.sampler import sampling
 from components.sequences import right_aligned
 from components.serve import core
 from tests.conftest import tiny_params
@@ -133,7 +134,7 @@ def _expected(world, responses: list[dict], histories: list[list[int] | None]) -
         prompts = vocab.prompts(feats.select(vocab.features), hist)
         slates = np.array([responses[i]["tracks"] for i in idx])
         pi = slot_probabilities(model, vocab, prompts, slates, temperature=TEMPERATURE)
-        out[idx] = (1 - EPSILON) * pi + EPSILON / core.allowed_counts(vocab, prompts)
+        out[idx] = (1 - EPSILON) * pi + EPSILON / sampling.allowed_counts(vocab, prompts)
         # valid slates: k distinct catalogue tracks, none of them in the history it was given
         assert all(
             len(set(s)) == vocab.slate_size and set(s) <= set(vocab.track_ids) for s in slates.tolist()

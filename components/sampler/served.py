@@ -1,0 +1,41 @@
+"""A policy as an A/B arm, served exactly as the policy service serves it.
+
+The simulated A/B test measures the truth of what would be *served*: the same sampler as
+:mod:`components.serve` (ε-uniform exploration over temperature sampling, the service's decoder),
+the listener's features from the lookup the online store would answer, the recent plays the
+request would bring.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from components.featurestore.lookup import FeatureLookup
+from components.policy.generative import GenerativePolicy
+from components.policy.vocab import ItemVocab
+from components.protocol import Contexts, Slates
+from components.sampler.sampling import Sampler
+
+
+class ServedPolicy(GenerativePolicy):
+    """Slates drawn through the serving sampler (on the CPU, as the service runs), seeded per day."""
+
+    def __init__(
+        self,
+        model,
+        vocab: ItemVocab,
+        lookup: FeatureLookup,
+        policy_id: int,
+        seed: int,
+        temperature: float,
+        epsilon: float,
+    ):
+        super().__init__(model, vocab, lookup, policy_id, seed, sample=True, temperature=temperature)
+        self.epsilon = epsilon
+        self.sampler = Sampler.of(model, vocab)
+
+    def recommend(self, contexts: Contexts) -> Slates:
+        prompts = self.prompts(contexts.user_ids, contexts.history)
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + int(contexts.day))
+        drawn = self.sampler.sample(prompts, self.temperature, self.epsilon, generator)
+        return Slates(self.sampler.to_track(drawn.tokens))
