@@ -526,6 +526,10 @@ class RegisterParams(Section):
         description="the off-policy estimate leans on the reward model: across the library's arms, its "
         "score's Pearson with the arms' active-days effects must stay above this with any one arm left out",
     )
+    require_model_free: bool = Field(
+        description="the lift must also show in the logged outcomes alone (self-normalised IPS lower "
+        "bound above the floor), not only in the reward model's doubly robust prediction"
+    )
     max_artist_concentration: float = Field(
         ge=0, le=1, description="guardrail: mean share of a slate taken by its most frequent artist"
     )

@@ -95,6 +95,11 @@ def gate_decision(
         r, pi_a, challenger["pi"], mu, q, qpi_a, challenger["q_pi"], ep.max_weight, ep.n_bootstrap, ep.seed
     )
     predicted, unit = predicted_effect(lift, calibration.days_per_unit, calibration.loo_rmse)
+    model_free, _ = predicted_effect(
+        ope.paired_sn_lift(r, pi_a, challenger["pi"], mu, ep.max_weight, ep.n_bootstrap, ep.seed),
+        calibration.days_per_unit,
+        calibration.loo_rmse,
+    )
     support = effective_share(challenger["pi"], mu, ep.max_weight) / max(
         effective_share(reference_pi, mu, ep.max_weight), 1e-12
     )
@@ -105,6 +110,9 @@ def gate_decision(
         "composite": calibration.source,
         "days_per_unit": calibration.days_per_unit,
         "composite_loo_rmse": calibration.loo_rmse,
+        "model_free_lift_per_slot": model_free[0] / calibration.days_per_unit
+        if np.isfinite(calibration.days_per_unit)
+        else model_free[0],
     }
     return decide(
         params.register_,
@@ -117,6 +125,7 @@ def gate_decision(
         proxy,
         support,
         reward_model,
+        model_free,
     )
 
 

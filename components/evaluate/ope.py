@@ -175,6 +175,38 @@ def paired_lift(
     return (float(diff.mean()), *_interval(boot, confidence))
 
 
+def paired_sn_lift(
+    r: np.ndarray,
+    pi_a: np.ndarray,
+    pi_b: np.ndarray,
+    mu: np.ndarray,
+    max_weight: float,
+    n_bootstrap: int,
+    seed: int,
+    confidence: float = 0.95,
+) -> tuple[float, float, float]:
+    """Self-normalised IIPS estimate of V(b) - V(a) on the same logged slates, paired bootstrap CI.
+
+    Model-free: only the logged rewards and the two policies' weights, no reward model. Where the
+    policies leave the logs its interval is wide — which is the point: a lift the logged outcomes
+    cannot show is a lift only the reward model's extrapolation claims."""
+    wa, wb = (
+        np.minimum(slot_weights(pi_a, mu, "iips"), max_weight),
+        np.minimum(slot_weights(pi_b, mu, "iips"), max_weight),
+    )
+
+    def value(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+        return np.mean(num / np.maximum(den, 1e-12), axis=-1)
+
+    point = float(value((wb * r).sum(0), wb.sum(0)) - value((wa * r).sum(0), wa.sum(0)))
+
+    def statistic(c: np.ndarray) -> np.ndarray:
+        return value(c @ (wb * r), c @ wb) - value(c @ (wa * r), c @ wa)
+
+    boot = _bootstrap([statistic], len(r), n_bootstrap, seed)[0]
+    return (point, *_interval(boot, confidence))
+
+
 def users_needed(lift: float, sd_per_user: float, power: float = 0.8, confidence: float = 0.95) -> float:
     """Users per arm for a two-sided test to detect ``lift`` in a per-user mean with ``power``."""
     from scipy.stats import norm

@@ -92,13 +92,16 @@ def decide(
     proxy: dict | None = None,
     support: float = 1.0,
     reward_model: dict | None = None,
+    model_free: tuple[float, float, float] | None = None,
 ) -> Decision:
     """Apply the gate. ``slate``: the challenger's guardrail values; ``validity``: each guardrail's
     oriented Pearson with the active-days effect across the library's arms (None: no library);
     ``support``: the challenger's effective sample on the logged slots relative to the imitation
     policy's (see :func:`components.evaluate.gating.gate_decision`); ``reward_model``: the reward
     model's score validated as a signal on the library (``pearson``, ``pearson_loo_low``; empty or
-    None: no library to validate it on, reported, not enforced)."""
+    None: no library to validate it on, reported, not enforced); ``model_free``: the same effect
+    estimated from the logged outcomes alone (self-normalised IPS, same units and widening; None:
+    not measured, reported, not enforced)."""
     floor = rp.min_lift_lower_bound if baseline == "champion" else rp.first_min_value_vs_logging
     est, low, high = predicted
     checks = {
@@ -121,6 +124,7 @@ def decide(
         "reward model RL optimised against",
     }
     checks["reward_model"] = reward_model_check(reward_model, rp.min_reward_model_validity)
+    checks["model_free"] = model_free_check(model_free, floor, unit, baseline, rp.require_model_free)
     for name, (param, kind, meaning) in SLATE_GUARDRAILS.items():
         value, limit = slate[name], getattr(rp, param)
         ok = value <= limit if kind == "max" else value >= limit
@@ -162,6 +166,36 @@ def decide(
         guardrails=checks,
         proxy=proxy or {},
     )
+
+
+def model_free_check(
+    model_free: tuple[float, float, float] | None, floor: float, unit: str, baseline: str, required: bool
+) -> dict:
+    """Does the lift show in the logged outcomes themselves? The doubly robust prediction is the
+    reward model's own wherever the challenger's slates leave the logs, and a reward model
+    trained on the logging policy's neighbourhood can rate a policy's own picks higher than the
+    outcomes will (in the robustness suite's first runs it promoted mid-term-RL in every world
+    while its true lift was negative). The self-normalised IPS lift uses no model: its lower bound
+    must clear the same floor. With a greedy challenger it rests on few logged slots and is wide:
+    then the gate holds, and an A/B test (or a stochastic policy whose logs support it) decides."""
+    if model_free is None:
+        return {
+            "value": float("nan"),
+            "limit": floor,
+            "ok": False,
+            "enforced": False,
+            "why": "the model-free (self-normalised IPS) lift was not measured",
+        }
+    est, low, high = model_free
+    return {
+        "value": low,
+        "limit": floor,
+        "ok": low > floor,
+        "enforced": required,
+        "why": f"lift over the {baseline} in the logged outcomes alone (self-normalised IPS, no reward "
+        f"model): {est:+.3f} [{low:+.3f}, {high:+.3f}] {unit}, lower bound must exceed {floor}"
+        + ("" if required else " (not enforced: register.require_model_free is false)"),
+    }
 
 
 def reward_model_check(validity: dict | None, limit: float) -> dict:

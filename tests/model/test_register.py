@@ -24,12 +24,23 @@ from tests.service_checks import postgres_url, scratch_database
 
 GOOD_SLATES = {"skip_rate": 0.2, "genre_diversity": 0.4, "artist_concentration": 0.2, "coverage": 0.3}
 VALID_RM = {"pearson": 0.6, "pearson_loo_low": 0.4}  # the reward model's score tracks the library's arms
+SHOWN = (0.5, 0.05, 0.95)  # the lift shows in the logged outcomes alone (model-free) too
 
 
 def test_gate_passes_only_with_a_positive_lower_bound_and_all_guardrails():
     rp = tiny_params().register_
     unit = "28-day active days"
-    good = decide(rp, (0.5, 0.1, 0.9), unit, "champion", GOOD_SLATES, None, kl=1.0, reward_model=VALID_RM)
+    good = decide(
+        rp,
+        (0.5, 0.1, 0.9),
+        unit,
+        "champion",
+        GOOD_SLATES,
+        None,
+        kl=1.0,
+        reward_model=VALID_RM,
+        model_free=SHOWN,
+    )
     assert good.promote and good.gate == "promote" and all(r.startswith("PASS") for r in good.reasons)
     straddles = decide(rp, (0.5, -0.1, 1.1), unit, "champion", GOOD_SLATES, None, 1.0)
     assert not straddles.promote and any("FAIL predicted effect" in r for r in straddles.reasons)
@@ -69,6 +80,29 @@ def test_a_reward_model_the_library_does_not_validate_holds_the_challenger():
     )
 
 
+def test_a_lift_the_logged_outcomes_do_not_show_holds_the_challenger():
+    """The doubly robust prediction clears the floor, but the model-free (self-normalised IPS) lift's
+    lower bound does not: hold, naming it; with register.require_model_free off it is reported only,
+    and when it was not measured it is reported, not enforced."""
+    rp = tiny_params().register_
+    unit = "28-day active days"
+    args = (rp, (0.5, 0.1, 0.9), unit, "logging", GOOD_SLATES, None, 1.0)
+    held = decide(*args, reward_model=VALID_RM, model_free=(0.4, -1.1, 1.9))
+    failed = [r for r in held.reasons if r.startswith("FAIL")]
+    assert (
+        not held.promote
+        and len(failed) == 1
+        and "logged outcomes alone" in failed[0]
+        and "-1.100" in failed[0]
+    )
+    assert decide(*args, reward_model=VALID_RM, model_free=(0.6, 0.2, 1.0)).promote
+    relaxed = tiny_params(register__require_model_free=False).register_
+    info = decide(relaxed, *args[1:], reward_model=VALID_RM, model_free=(0.4, -1.1, 1.9))
+    assert info.promote and any(r.startswith("INFO") and "not enforced" in r for r in info.reasons)
+    unmeasured = decide(*args, reward_model=VALID_RM)
+    assert unmeasured.promote and any("was not measured" in r for r in unmeasured.reasons)
+
+
 def test_a_guardrail_the_library_does_not_validate_is_reported_not_enforced():
     rp = tiny_params().register_
     validity = {"skip_rate": 0.4, "genre_diversity": -0.7, "artist_concentration": 0.3, "coverage": 0.6}
@@ -81,6 +115,7 @@ def test_a_guardrail_the_library_does_not_validate_is_reported_not_enforced():
         validity,
         1.0,
         reward_model=VALID_RM,
+        model_free=SHOWN,
     )
     assert d.promote  # genre diversity fails, but across the library it did not protect active days
     info = [r for r in d.reasons if r.startswith("INFO")]

@@ -67,3 +67,16 @@ def test_the_bootstrap_is_the_same_in_any_block_size_and_matches_the_standard_er
     iips = whole[0]  # pi = mu: the per-slate mean reward, resampled over slates
     se = r.mean(axis=1).std() / np.sqrt(len(r))
     assert iips.high - iips.low == pytest.approx(2 * 1.96 * se, rel=0.15)
+
+
+def test_the_model_free_lift_finds_a_policy_that_picks_what_was_rewarded_and_no_lift_against_itself():
+    """Logged: two tracks per slot at 1/2 each, the rewarded one is the logged one half the time. A
+    policy that puts all its mass on rewarded tracks is worth 1 per slot; the logging policy 1/2."""
+    rng = np.random.default_rng(0)
+    r = (rng.random((4000, 3)) < 0.5).astype(float)
+    mu = np.full_like(r, 0.5)
+    picks_rewarded = np.where(r == 1, 1.0, 0.0)
+    est, low, high = ope.paired_sn_lift(r, mu, picks_rewarded, mu, 50.0, 200, seed=1)
+    assert est == pytest.approx(1 - r.mean(), abs=1e-9) and 0.45 < low < est < high < 0.55
+    same = ope.paired_sn_lift(r, mu, mu, mu, 50.0, 200, seed=1)
+    assert same == (0.0, 0.0, 0.0)
