@@ -229,23 +229,20 @@ def figure(rows: list[RunRow], path: Path) -> None:
                 label=label if i == 0 else None,
                 capsize=2,
             )
-        if r.gate_promoted is not None:
-            mark = "promoted" if r.gate_promoted else "held"
-            ok_mark = "" if r.gate_right is None else (" (right)" if r.gate_right else " (WRONG)")
-            ax.annotate(
-                f"gate {mark}{ok_mark}",
-                (1.0, i),
-                xycoords=("axes fraction", "data"),
-                fontsize=8,
-                ha="right",
-                va="center",
-            )
     ax.axvline(0, color="black", lw=0.8)
-    ax.set_yticks(range(len(ok)), [f"{r.world}\nseed {r.seed}" for r in ok])
+    ax.set_yticks(range(len(ok)), [f"{r.world}, seed {r.seed}\n{_gate_words(r)}" for r in ok])
     ax.invert_yaxis()
     ax.set_xlabel("true 28-day active days vs the logging policy (95% CI)")
     ax.set_title("Robustness suite: does the win hold in every world?")
-    ax.legend(loc="lower left", fontsize=8)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12 - 0.25 / len(ok)), ncol=4, fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _gate_words(r: RunRow) -> str:
+    """'gate: held (right)' and the like, for a row's label."""
+    if r.gate_promoted is None:
+        return ""
+    verdict = "" if r.gate_right is None else (" (right)" if r.gate_right else " (WRONG)")
+    return f"gate: {'promoted' if r.gate_promoted else 'held'}{verdict}"
