@@ -10,9 +10,11 @@ own except for the world's ``simulate`` keys and the seed, and its own MLflow st
 The project's files are read once, when the suite starts: every run of one suite gets the same
 code and pipeline, whatever is edited in the checkout meanwhile. Re-running the suite refreshes
 each workspace's code and re-runs ``dvc repro`` there, so only what a change made stale runs
-again, and a killed suite resumes where it stopped. A run that
-fails is recorded as failed (its ``repro.log`` named) and the others still run; the command
-exits non-zero if any failed. The table (``robustness.json``, ``robustness.md``,
+again, and a killed suite resumes where it stopped. Each run starts with an empty registry (the
+workspace's MLflow store is cleared first): every suite run's gate decides against the logging
+policy, never against a champion an earlier suite run promoted, which would make the table's
+decisions depend on the workspace's history. A run that fails is recorded as failed (its
+``repro.log`` named) and the others still run; the command exits non-zero if any failed. The table (``robustness.json``, ``robustness.md``,
 ``robustness.png`` in ``out_dir``) is written from every run that finished, and its numbers are
 logged to the project's MLflow store.
 """
@@ -79,6 +81,20 @@ def prepare_workspace(ws: Path, files: dict[str, tuple[bytes, int]], params: dic
         target.write_text(text)
     if not (ws / ".git").exists():
         subprocess.run(["git", "init", "-q"], cwd=ws, check=True)
+    clear_registry(ws)
+
+
+def clear_registry(ws: Path) -> None:
+    """Remove the workspace's MLflow store (runs, registry, artifacts) so the run starts with no
+    champion; DVC's ``champion`` stage then sees the change and evaluate and register rerun."""
+    import shutil
+
+    for name in ("mlflow.db", "mlruns", "mlartifacts"):
+        path = ws / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
 
 
 def repro(ws: Path, target: str | None, progress: bool, label: str) -> bool:

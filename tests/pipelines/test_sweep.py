@@ -59,8 +59,11 @@ def test_each_world_gets_its_own_workspace_and_a_failing_world_does_not_stop_the
     assert ws_params["tracking"]["uri"] == "sqlite:///mlflow.db"  # its own store and registry
     assert ws_params["rlhf_policy"] == raw["rlhf_policy"]
 
-    # again, the fatigue world only: nothing is stale, so nothing runs
+    # again, the fatigue world only: nothing is stale, so nothing runs; the registry an earlier run
+    # left (here a stand-in file) is cleared, so every suite run's gate decides against logging
+    (fatigue / "mlflow.db").write_text("an earlier run's registry")
     again = _sweep(params_path, out, "--target", "validate", "--world", "fatigue", "--no-progress")
+    assert not (fatigue / "mlflow.db").exists()
     assert again.returncode == 0, again.stdout + again.stderr
     second = (fatigue / "repro.log").read_text().rsplit("$ -m dvc repro", 1)[1]
     assert "Running stage" not in second and "didn't change" in second, second
