@@ -14,9 +14,9 @@ again, and a killed suite resumes where it stopped. Each run starts with an empt
 workspace's MLflow store is cleared first): every suite run's gate decides against the logging
 policy, never against a champion an earlier suite run promoted, which would make the table's
 decisions depend on the workspace's history. A run that fails is recorded as failed (its
-``repro.log`` named) and the others still run; the command exits non-zero if any failed. The table (``robustness.json``, ``robustness.md``,
-``robustness.png`` in ``out_dir``) is written from every run that finished, and its numbers are
-logged to the project's MLflow store.
+``repro.log`` named) and the others still run; the command exits non-zero if any failed. The
+table (``robustness.json``, ``robustness.md``, ``robustness.png`` in ``out_dir``) is written from
+every run that finished, and its numbers are logged to the project's MLflow store.
 """
 
 from __future__ import annotations
