@@ -36,7 +36,7 @@ from components.cli import app, params_option, set_option, user_errors
 from components.cli import overrides as parse_overrides
 from components.errors import EncoreError
 from components.params import load_params
-from components.robustness.settings import SuiteRun, run_params, suite_runs
+from components.robustness.settings import SuiteRun, run_params, set_dotted, suite_runs
 from components.robustness.table import RunRow, row_from_metrics, write
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -137,12 +137,7 @@ def run_suite(
     whole DAG ran (no ``target``), the table's summary."""
     params = load_params(params_path, overrides)
     raw = yaml.safe_load(params_path.read_text())
-    for dotted, value in (overrides or {}).items():
-        node = raw
-        *parents, leaf = dotted.split(".")
-        for key in parents:
-            node = node[key]
-        node[leaf] = value
+    set_dotted(raw, overrides or {})
     runs = suite_runs(params)
     if worlds:
         unknown = sorted(set(worlds) - {r.world.name for r in runs})

@@ -25,6 +25,16 @@ class SuiteRun:
         return {**self.world.set, "simulate.seed": self.seed}
 
 
+def set_dotted(raw: dict[str, Any], values: dict[str, Any]) -> None:
+    """Set ``{"section.key.leaf": value}`` in a params mapping, in place (keys checked at validation)."""
+    for dotted, value in values.items():
+        node = raw
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node[key]
+        node[leaf] = value
+
+
 def suite_runs(params: Params) -> list[SuiteRun]:
     """Every (world, seed) of the suite, world by world in params.yaml order."""
     return [SuiteRun(world, seed) for world in params.robustness.worlds for seed in params.robustness.seeds]
@@ -37,12 +47,7 @@ def run_params(raw: dict[str, Any], run: SuiteRun, tracking_uri: str | None = No
     out = copy.deepcopy(raw)
     if tracking_uri is not None:
         out["tracking"]["uri"] = tracking_uri
-    for dotted, value in run.overrides.items():
-        node = out
-        *parents, leaf = dotted.split(".")
-        for key in parents:
-            node = node[key]
-        node[leaf] = value
+    set_dotted(out, run.overrides)
     params_from_dict(out, where=f"robustness run '{run.name}'")
     return out
 
@@ -55,12 +60,7 @@ def world_sections(simulate: dict, register: dict, tracking: dict, run: dict) ->
     from components.params import SimulateParams
 
     sim = copy.deepcopy(simulate)
-    for dotted, value in {**run["set"], "simulate.seed": run["seed"]}.items():
-        node = {"simulate": sim}
-        *parents, leaf = dotted.split(".")
-        for key in parents:
-            node = node[key]
-        node[leaf] = value
+    set_dotted({"simulate": sim}, {**run["set"], "simulate.seed": run["seed"]})
     SimulateParams.model_validate(sim)
     suffix = f"-{run['name']}"
     return {
