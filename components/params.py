@@ -371,6 +371,14 @@ class SignalsParams(Section):
         gt=0, lt=1, description="sensitivity: users per arm for this power at the arms' median effect"
     )
     confidence: float = Field(gt=0, lt=1, description="confidence level of the validity intervals")
+    composite_scope: Literal["impression", "slate", "listener"] = Field(
+        description="the widest scope of signal the learned composite (the per-slot reward) may use: "
+        "impression (what the recommendation itself caused: streams, saves, artist returns), slate "
+        "(+ the slate around it and past serves), listener (+ the listener's later activity, shared "
+        "among a session's slots). The reward model scores one (listener, track) at a time and "
+        "learns only what that pair causes; scored on listener-scope signals it ranked random "
+        "pairs at Spearman 0.05 with the true long-term value (docs/signals.md)"
+    )
 
 
 # --------------------------------------------------------------------------- reward model

@@ -7,12 +7,26 @@ when the composite becomes the RL reward and when the gate predicts a challenger
 
 ``orientation``: +1 if more is meant to be better, -1 if less is (the learned composite's
 weights are non-negative on oriented signals); ``lag``: days after the impression before the
-signal is known.
+signal is known; ``scope``: what the signal is an outcome of —
+
+- ``impression``: this recommendation's own consequence (a stream, a save, the artist's return);
+- ``slate``: the slate around it or what the listener was served before (concentration, repeats);
+- ``listener``: the listener's whole behaviour afterwards, shared among a session's slots
+  (``*_credit``: active days, retention).
+
+Why it matters: the reward model scores one (listener, track) at a time, so it can learn only
+what that pair causes. Trained on a listener-scope signal it learns who is active, not what is
+worth recommending (measured: Spearman 0.05 with the true long-term value of random pairs,
+against 0.34 trained on ``saved``); ``signals.composite_scope`` keeps the per-slot reward to
+impression-scope signals.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
+
+Scope = Literal["impression", "slate", "listener"]
 
 
 @dataclass(frozen=True)
@@ -22,6 +36,7 @@ class Candidate:
     orientation: int
     lag: int
     meaning: str
+    scope: Scope = "impression"
 
 
 CANDIDATES: tuple[Candidate, ...] = (
@@ -36,15 +51,31 @@ CANDIDATES: tuple[Candidate, ...] = (
         -1,
         0,
         "share of the slate's other slots from the same artist",
+        "slate",
     ),
     Candidate(
-        "served_repeat_7d", "served_repeat_7d", -1, 0, "the listener was shown this track in the last 7 days"
+        "served_repeat_7d",
+        "served_repeat_7d",
+        -1,
+        0,
+        "the listener was shown this track in the last 7 days",
+        "slate",
     ),
     Candidate(
-        "active_days_7d", "active_days_7d_credit", 1, 7, "distinct active days in the next 7 (session credit)"
+        "active_days_7d",
+        "active_days_7d_credit",
+        1,
+        7,
+        "distinct active days in the next 7 (session credit)",
+        "listener",
     ),
     Candidate(
-        "retained_7d", "retained_7d_credit", 1, 7, "active in the last 3 days of the next week (credit)"
+        "retained_7d",
+        "retained_7d_credit",
+        1,
+        7,
+        "active in the last 3 days of the next week (credit)",
+        "listener",
     ),
     Candidate(
         "self_plays_7d",
@@ -52,6 +83,7 @@ CANDIDATES: tuple[Candidate, ...] = (
         1,
         7,
         "organic and search plays per day in the next 7 (credit)",
+        "listener",
     ),
     Candidate(
         "surrogate_28d",
@@ -59,6 +91,7 @@ CANDIDATES: tuple[Candidate, ...] = (
         1,
         7,
         "the surrogate index's 28-day active days, from 7-day signals (credit)",
+        "listener",
     ),
     Candidate(
         "artist_return_14d", "artist_return_14d", 1, 14, "the artist played again on >= 2 later days in 14"

@@ -24,6 +24,7 @@ import polars as pl
 from tqdm.auto import tqdm
 
 from components import contract
+from components.errors import EncoreError
 from components.io import atomic_dir, atomic_file
 from components.library import LIBRARY_LABELS, Library
 from components.logs import window
@@ -54,6 +55,7 @@ from components.reward.validity import (
 ARMS_FILE, SCORECARD_FILE = "arms.parquet", "scorecard.json"
 OUTCOMES = ("active_days", "retained")
 # slate guardrails, oriented: +1 when the gate wants more of it, -1 when less
+SCOPES = ("impression", "slate", "listener")  # narrowest first: each widens the one before
 GUARDRAILS = {name: 1 if kind == "min" else -1 for name, (_, kind, _) in SLATE_GUARDRAILS.items()}
 FIXED = FIXED_COMPOSITE
 LATER_SAMPLE = (
@@ -319,6 +321,7 @@ def scorecard(
             "lag_days": lag,
             "coverage": coverage.get(name, float("nan")),
             "meaning": c.meaning if c else "the hand-set composite (label.composite.fixed)",
+            "scope": c.scope if c else "mixed",
         }
         for o in OUTCOMES:
             row |= {
@@ -385,8 +388,18 @@ def choose_weights(treated: pl.DataFrame, fixed: dict[str, float], mode: str, sp
     groups = (
         treated["experiment_id"].to_numpy() if treated["experiment_id"].n_unique() > 1 else np.arange(len(y))
     )
-    # a signal unobserved in some arm's first week (e.g. it needs more history) cannot be weighted
-    usable = [c for c in CANDIDATES if np.isfinite(treated[f"d_{c.name}"].cast(pl.Float64).to_numpy()).all()]
+    # a signal unobserved in some arm's first week (e.g. it needs more history) cannot be weighted;
+    # nor can one wider than signals.composite_scope (the reward model could not learn it per slot)
+    allowed = SCOPES[: SCOPES.index(sp.composite_scope) + 1]
+    observed = [
+        c for c in CANDIDATES if np.isfinite(treated[f"d_{c.name}"].cast(pl.Float64).to_numpy()).all()
+    ]
+    usable = [c for c in observed if c.scope in allowed]
+    if not usable:
+        raise EncoreError(
+            f"signals.composite_scope={sp.composite_scope}: no candidate signal of that scope is "
+            "observed in every arm of the experiment library; widen the scope or label.composite.mode: fixed"
+        )
     x = np.column_stack([c.orientation * treated[f"d_{c.name}"].to_numpy() for c in usable])
     learned = learn_composite(x, y, groups, sp.min_gain_se)
     columns = {c.column: 0.0 for c in CANDIDATES}
@@ -398,15 +411,21 @@ def choose_weights(treated: pl.DataFrame, fixed: dict[str, float], mode: str, sp
         "fixed": single_signal_loo(fx, y, groups),
         "no_effect": float(np.sqrt(np.mean(y**2))),
     }
-    single = {c.name: single_signal_loo_predictions(x[:, i], y, groups) for i, c in enumerate(usable)}
+    # every observed signal's own leave-one-out error is reported (the scorecard), out of scope or not
+    single = {
+        c.name: single_signal_loo_predictions(c.orientation * treated[f"d_{c.name}"].to_numpy(), y, groups)
+        for c in observed
+    }
     loo |= {name: rmse(pred, y) for name, pred in single.items()}
-    best = min(single, key=loo.__getitem__)
+    best = min((c.name for c in usable), key=loo.__getitem__)
     gap, gap_se = squared_error_gap(learned.loo_pred, single[best], y)
     out |= {
         "learned": {
             "columns": columns,
             "signals": [usable[i].name for i in learned.chosen],
             "loo_rmse": learned.loo_rmse,
+            "scope": sp.composite_scope,
+            "candidates": [c.name for c in usable],
         },
         # is the learned composite's edge over the best single signal more than noise?
         "vs_best_single": {"signal": best, "mse_gap": gap, "mse_gap_se": gap_se},

@@ -76,7 +76,8 @@ def render_html(card: dict, weights: dict, arms: pl.DataFrame) -> str:
     head = (
         "<tr><th>signal</th><th>meaning</th><th>Pearson [leave-one-out]</th><th>Spearman</th><th>sign "
         "agreement</th>"
-        "<th>vs retention</th><th>users / arm</th><th>lag (days)</th><th>coverage</th><th>weight</th></tr>"
+        "<th>vs retention</th><th>users / arm</th><th>lag (days)</th><th>scope</th><th>coverage</th>"
+        "<th>weight</th></tr>"
     )
     learned = weights.get("learned", {}).get("columns", {})
     from components.reward.candidates import BY_NAME
@@ -89,7 +90,8 @@ def render_html(card: dict, weights: dict, arms: pl.DataFrame) -> str:
             f"<td>{_fmt(r['active_days/pearson'], 2)} [{_fmt(r['active_days/pearson_loo_low'], 2)}, "
             f"{_fmt(r['active_days/pearson_loo_high'], 2)}]</td><td>{_fmt(r['active_days/spearman'], 2)}</td>"
             f"<td>{_fmt(r['active_days/sign_agreement'], 2)}</td><td>{_fmt(r['retained/pearson'], 2)}</td>"
-            f"<td>{_fmt(r['users_needed'], 0)}</td><td>{r['lag_days']}</td><td>{_fmt(r['coverage'], 2)}</td>"
+            f"<td>{_fmt(r['users_needed'], 0)}</td><td>{r['lag_days']}</td><td>{r.get('scope', '')}</td>"
+            f"<td>{_fmt(r['coverage'], 2)}</td>"
             f"<td>{_fmt(w, 4) if w is not None else ''}</td></tr>"
         )
     parts.append(f"<h2>Scorecard</h2><table>{head}{''.join(body)}</table>")
@@ -156,6 +158,12 @@ def render_markdown(card: dict, weights: dict) -> str:
         "",
         f"Composite: **{weights['active']['source']}**; leave-one-out RMSE learned "
         f"{_fmt(loo.get('learned'))}, fixed {_fmt(loo.get(FIXED.split('_')[0]) or loo.get('fixed'))}.",
-        "",
     ]
+    learned = weights.get("learned", {})
+    if learned.get("scope"):
+        lines.append(
+            f"Learned from {learned['scope']}-scope signals ({', '.join(learned['candidates'])}); "
+            f"kept: {', '.join(learned['signals']) or 'none'}."
+        )
+    lines.append("")
     return "\n".join(lines)

@@ -95,3 +95,37 @@ def test_a_signal_that_only_fits_noise_does_not_join_the_composite():
     fit = learn_composite(np.column_stack([valid, np.abs(noise)]), y, np.arange(12), 1.0)
     assert fit.chosen == (0,) and fit.weights[1] == 0.0
     assert fit.loo_rmse < single_signal_loo(np.abs(noise), y, np.arange(12))
+
+
+def test_the_composite_scope_keeps_listener_outcomes_out_of_the_per_slot_reward(planted):
+    """A listener-scope signal that predicts the outcome best (7-day active days is a quarter of it)
+    joins the composite only when signals.composite_scope lets it; at impression scope the
+    composite is learned from the impression's own consequences, and the scorecard still reports
+    the listener signal's leave-one-out error."""
+    treated = planted.with_columns(
+        d_active_days_7d=0.5 * pl.col("d_active_days_adj"),  # a perfect, listener-scope predictor
+        d_saved=0.01 * pl.col("d_active_days_adj") + np.random.default_rng(1).normal(0, 0.002, ARMS),
+    )
+    sp = tiny_params().signals
+    wide = choose_weights(
+        treated,
+        fixed={"saved": 1.0},
+        mode="learned",
+        sp=sp.model_copy(update={"composite_scope": "listener"}),
+    )
+    assert wide["learned"]["signals"] == ["active_days_7d"]
+    assert wide["active"]["columns"]["active_days_7d_credit"] > 0
+
+    narrow = choose_weights(
+        treated,
+        fixed={"saved": 1.0},
+        mode="learned",
+        sp=sp.model_copy(update={"composite_scope": "impression"}),
+    )
+    cols = narrow["active"]["columns"]
+    assert narrow["active"]["source"] == "learned" and narrow["learned"]["scope"] == "impression"
+    assert all(cols[c.column] == 0.0 for c in CANDIDATES if c.scope != "impression")
+    assert narrow["learned"]["signals"] and set(narrow["learned"]["signals"]) <= {"streamed", "saved"}
+    assert "active_days_7d" not in narrow["learned"]["candidates"]
+    assert narrow["loo_rmse"]["active_days_7d"] < narrow["loo_rmse"]["saved"]  # reported, not used
+    assert narrow["vs_best_single"]["signal"] in narrow["learned"]["candidates"]
