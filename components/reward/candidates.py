@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 Scope = Literal["impression", "slate", "listener"]
+SCOPES: tuple[Scope, ...] = ("impression", "slate", "listener")  # narrowest first: each widens the one before
 
 
 @dataclass(frozen=True)

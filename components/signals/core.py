@@ -31,7 +31,7 @@ from components.logs import window
 from components.params import Params
 from components.policy.metrics import COVERAGE_SLATES, slate_shape
 from components.registry.gate import SLATE_GUARDRAILS
-from components.reward.candidates import CANDIDATES, FIXED_COMPOSITE
+from components.reward.candidates import CANDIDATES, FIXED_COMPOSITE, SCOPES
 from components.reward.composite import WEIGHTS_FILE, composite, fixed_weights
 from components.reward.labels import (
     IMPRESSION_COLUMNS,
@@ -55,7 +55,6 @@ from components.reward.validity import (
 ARMS_FILE, SCORECARD_FILE = "arms.parquet", "scorecard.json"
 OUTCOMES = ("active_days", "retained")
 # slate guardrails, oriented: +1 when the gate wants more of it, -1 when less
-SCOPES = ("impression", "slate", "listener")  # narrowest first: each widens the one before
 GUARDRAILS = {name: 1 if kind == "min" else -1 for name, (_, kind, _) in SLATE_GUARDRAILS.items()}
 FIXED = FIXED_COMPOSITE
 LATER_SAMPLE = (
