@@ -112,9 +112,6 @@ def run(
         max_completion_length=vocab.slate_size,
         temperature=rp.temperature,
         beta=rp.beta,
-        # Dropout off in the policy and its frozen reference: with it on, the same slate gets
-        # different log-probs in the two, which is noise in the KL and the importance ratio.
-        disable_dropout=True,
         scale_rewards=rp.scale_rewards,
         generation_kwargs=generation_kwargs(vocab),
         logging_steps=1,
