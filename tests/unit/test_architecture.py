@@ -27,6 +27,7 @@ TRUTH_READERS = {
     "components.experiments.__main__": "the CLI of the experiment library",
     "components.evaluate.core": "orchestrates evaluation, the truth part included",
     "components.evaluate.__main__": "the CLI of evaluation",
+    "components.evaluate.headroom": "analysis on demand: policy and reward-model slates vs the truth's best",
 }
 WATCH_USERS = {
     "components.rlhf_policy.core": "logs the true value of RL's slates beside the proxy (metrics only)"
