@@ -15,7 +15,8 @@ still win; ``reward_gap = truth_argmax - reward_argmax`` is what only a better r
 The split tells which of the two to work on, where a single A/B number cannot: a policy can
 fall short because RL did not find what the reward model likes, or because what it likes is
 not worth much. Scoring the whole catalogue per listener is slow on a CPU (~7,500 scores/s),
-so this is an analysis run on demand (``python -m components.evaluate.headroom``), not a stage.
+so this is an analysis run on demand (``python -m components.evaluate.headroom``; the numbers go
+to a JSON file and to an MLflow run ``headroom__<seed>__<time>``), not a stage.
 """
 
 from __future__ import annotations
@@ -156,6 +157,7 @@ if __name__ == "__main__":  # pragma: no cover - the CLI is a thin wrapper over 
     from components.cli import overrides, params_option, set_option, user_errors
     from components.io import write_json
     from components.params import load_params
+    from components.tracking import stage_run
 
     HELP = (
         "Where the long-term value is lost: the true value per slot of the policy's greedy slates, "
@@ -182,8 +184,13 @@ if __name__ == "__main__":  # pragma: no cover - the CLI is a thin wrapper over 
     ) -> None:
         with user_errors("headroom"):
             p = load_params(params, overrides(set_))
-            numbers = run(p, raw_dir, features_dir, world_dir, reward_dir, policy_dir, n_listeners, progress)
-            write_json(out, numbers)
+            with stage_run("headroom", p, ["evaluate", "tracking"], seed=p.evaluate.seed) as tracked:
+                numbers = run(
+                    p, raw_dir, features_dir, world_dir, reward_dir, policy_dir, n_listeners, progress
+                )
+                write_json(out, numbers)
+                tracked.log_metrics(numbers)
+                tracked.log_artifact(out)
             for key, value in numbers.items():
                 typer.echo(f"{key:42s} {value:9.3f}")
 
