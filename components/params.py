@@ -489,6 +489,51 @@ class RLHFParams(Section):
     )
 
 
+# --------------------------------------------------------------------------- loop
+
+
+class LoopParams(Section):
+    seed: int = Field(
+        description="seed of the served policy's sampling (per day) and of each round's truth run"
+    )
+    rounds: int = Field(
+        ge=0,
+        description="closed-loop rounds after the first RL policy (round 0): each serves the current "
+        "policy, logs, relabels, retrains the reward model and runs RL again; 0 = no loop",
+    )
+    days_per_round: int = Field(gt=0, description="days the world runs with the policy served, per round")
+    treatment_share: float = Field(
+        gt=0, lt=1, description="share of listeners served the current policy (the rest: the logging policy)"
+    )
+    experiment_id: int = Field(
+        ge=1,
+        le=9_007_199_253,
+        description="the loop's experiment id: the leading digits of the policy_id its served slates "
+        "carry (components.serve.core.policy_id, version = the round)",
+    )
+    salt: str = Field(min_length=1, description="salt of the treatment assignment (the service's hash)")
+    temperature: float = Field(
+        ge=0,
+        description="sampling temperature of the treatment arm (the service's sampler; 0 = greedy)",
+    )
+    epsilon: float = Field(
+        ge=0,
+        lt=1,
+        description="per slot, a uniform draw among the allowed tracks with this probability: the "
+        "exploration that keeps the next round's off-policy estimates supported",
+    )
+    served_examples: int = Field(
+        ge=0,
+        description="reward-model training examples drawn from the slates the loop served (all rounds "
+        "so far), on top of the logging policy's: its own neighbourhood, at a weight a uniform sample "
+        "of the logs would not give it",
+    )
+    truth_listeners: int = Field(
+        gt=0, description="listeners in each round's on-policy truth run (the off-policy estimates' target)"
+    )
+    max_slates: int = Field(gt=0, description="served slates per round for the off-policy estimates")
+
+
 # --------------------------------------------------------------------------- evaluate / register
 
 
@@ -691,6 +736,7 @@ class Params(Section):
     reward_model: RewardModelParams
     sft_policy: SFTParams
     rlhf_policy: RLHFParams
+    loop: LoopParams
     evaluate: EvaluateParams
     register_: RegisterParams = Field(alias="register")
     serve: ServeParams
@@ -914,6 +960,7 @@ SECTION_HELP = {
     "reward_model": "the transformer reward model and its held-out split",
     "sft_policy": "the generative recommender trained by imitation",
     "rlhf_policy": "GRPO fine-tuning against the reward model, KL-anchored to SFT",
+    "loop": "the closed loop: serve the policy to a treatment share, log, relabel, retrain, RL again",
     "evaluate": "off-policy estimates, ranking metrics, A/B planning",
     "register": "the MLflow registry names and the promotion gate",
     "serve": "the HTTP service: sampling, exploration, A/B arms, micro-batching, impression logs",

@@ -30,10 +30,13 @@ class Contexts:
 
 @dataclass(frozen=True)
 class Slates:
-    """``tracks`` (n, k) distinct track ids per row; ``propensities`` per slot if the policy knows them."""
+    """``tracks`` (n, k) distinct track ids per row; ``propensities`` per slot if the policy knows them;
+    ``policy_ids`` (n,) when rows were served by different policies (an experiment's arms in one
+    world: the closed loop), else every row is the policy's own ``policy_id``."""
 
     tracks: np.ndarray
     propensities: np.ndarray | None = None
+    policy_ids: np.ndarray | None = None
 
 
 @runtime_checkable

@@ -216,6 +216,61 @@ def rlhf_policy(
 
 
 @dsl.component(base_image=GPU_IMAGE, install_kfp_package=False)
+def loop(
+    tracking: dict,
+    loop: dict,
+    features: dict,
+    label: dict,
+    reward_model: dict,
+    rlhf_policy: dict,
+    sft_policy: dict,
+    evaluate: dict,
+    ab: dict,
+    raw_logs: Input[Dataset],
+    world: Input[Dataset],
+    feature_store: Input[Dataset],
+    labels: Input[Dataset],
+    scorecard: Input[Dataset],
+    library: Input[Dataset],
+    sft: Input[Model],
+    reward: Input[Model],
+    policy: Input[Model],
+    model: Output[Model],
+    metrics: Output[Metrics],
+):
+    """The closed loop, round by round: serve, log, relabel, retrain the reward model, RL again.
+    ``model`` holds the final policy and reward model (the challenger), earlier rounds' policies
+    and rounds.json."""
+    from pipelines import runtime
+
+    sections = {
+        "tracking": tracking,
+        "loop": loop,
+        "features": features,
+        "label": label,
+        "reward_model": reward_model,
+        "rlhf_policy": rlhf_policy,
+        "sft_policy": sft_policy,
+        "evaluate": evaluate,
+        "ab": ab,
+    }
+    runtime.loop(
+        sections,
+        raw_logs.path,
+        world.path,
+        feature_store.path,
+        labels.path,
+        scorecard.path,
+        library.path,
+        sft.path,
+        reward.path,
+        policy.path,
+        model.path,
+        metrics,
+    )
+
+
+@dsl.component(base_image=GPU_IMAGE, install_kfp_package=False)
 def evaluate(
     tracking: dict,
     evaluate: dict,
@@ -231,17 +286,16 @@ def evaluate(
     scorecard: Input[Dataset],
     library: Input[Dataset],
     world: Input[Dataset],
-    reward: Input[Model],
     sft: Input[Model],
-    policy: Input[Model],
+    loop: Input[Model],
     click_policy: Input[Model],
     evaluation: Output[Dataset],
     report: Output[HTML],
     summary: Output[Markdown],
     metrics: Output[Metrics],
 ) -> NamedTuple("Gate", [("promote", bool)]):
-    """Off-policy estimates, ranking, the simulated A/B test; the gate's decision as the typed
-    output ``promote``."""
+    """Off-policy estimates, ranking, the simulated A/B test (an arm per loop round); the gate's
+    decision on the loop's final policy as the typed output ``promote``."""
     from collections import namedtuple
 
     from pipelines import runtime
@@ -264,9 +318,8 @@ def evaluate(
         scorecard.path,
         library.path,
         world.path,
-        reward.path,
         sft.path,
-        policy.path,
+        loop.path,
         click_policy.path,
         evaluation.path,
         report.path,
@@ -290,17 +343,18 @@ def register(
     reward_model: dict,
     sft_policy: dict,
     rlhf_policy: dict,
+    loop: dict,
     evaluate: dict,
     register: dict,
     promote: bool,
-    policy: Input[Model],
-    reward: Input[Model],
+    loop_models: Input[Model],
     evaluation: Input[Dataset],
     metrics: Output[Metrics],
     pipeline_run_id: str = "",
 ):
-    """Register in MLflow: challenger always, champion only if ``promote`` (which must match the evaluation's
-    gate.json). Takes every section: the registered versions carry a hash of all of them."""
+    """Register the loop's final policy and reward model in MLflow: challenger always, champion only
+    if ``promote`` (which must match the evaluation's gate.json). Takes every section: the registered
+    versions carry a hash of all of them."""
     from pipelines import runtime
 
     sections = {
@@ -316,10 +370,19 @@ def register(
         "reward_model": reward_model,
         "sft_policy": sft_policy,
         "rlhf_policy": rlhf_policy,
+        "loop": loop,
         "evaluate": evaluate,
         "register": register,
     }
-    runtime.register(sections, promote, policy.path, reward.path, evaluation.path, metrics, pipeline_run_id)
+    runtime.register(
+        sections,
+        promote,
+        loop_models.path + "/policy",
+        loop_models.path + "/reward",
+        evaluation.path,
+        metrics,
+        pipeline_run_id,
+    )
 
 
 # ---------------------------------------------------------------------------- the robustness suite

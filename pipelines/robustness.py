@@ -35,6 +35,7 @@ def robustness(
     reward_model: dict,
     sft_policy: dict,
     rlhf_policy: dict,
+    loop: dict,
     evaluate: dict,
     register: dict,
 ):
@@ -60,6 +61,7 @@ def robustness(
             reward_model=reward_model,
             sft_policy=sft_policy,
             rlhf_policy=rlhf_policy,
+            loop=loop,
             evaluate=evaluate,
             register=world.outputs["register"],
         )

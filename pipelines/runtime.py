@@ -333,6 +333,49 @@ def rlhf_policy(
     )
 
 
+def loop(
+    sections: dict,
+    raw_dir: str,
+    world_dir: str,
+    features_dir: str,
+    labels_dir: str,
+    signals_dir: str,
+    library_dir: str,
+    sft_dir: str,
+    reward_dir: str,
+    policy_dir: str,
+    out_dir: str,
+    metrics_artifact: Any,
+) -> None:
+    """The closed loop (:mod:`pipelines.loop`). Its rounds' work goes to the pod's scratch space: a
+    retried task starts over (mount a volume at ENCORE_LOOP_WORK_DIR to resume across retries)."""
+    import os
+    import tempfile
+
+    from pipelines.loop import SECTIONS
+    from pipelines.loop.core import RoundDirs, run
+
+    work = os.environ.get("ENCORE_LOOP_WORK_DIR") or tempfile.mkdtemp(prefix="loop-")
+    start = RoundDirs(
+        Path(raw_dir),
+        Path(world_dir),
+        Path(features_dir),
+        Path(labels_dir),
+        Path(reward_dir),
+        Path(policy_dir),
+    )
+    m = execute(
+        "loop",
+        SECTIONS,
+        _params(sections, SECTIONS, "loop"),
+        lambda q: run(
+            q, start, Path(signals_dir), Path(library_dir), Path(sft_dir), Path(work), Path(out_dir), False
+        ),
+        seed_of=lambda q: q.loop.seed,
+    )
+    _report(metrics_artifact, m)
+
+
 def evaluate(
     sections: dict,
     raw_dir: str,
@@ -341,9 +384,8 @@ def evaluate(
     signals_dir: str,
     library_dir: str,
     world_dir: str,
-    reward_dir: str,
     sft_dir: str,
-    policy_dir: str,
+    loop_dir: str,
     click_policy_dir: str,
     evaluation_dir: str,
     report_html: str,
@@ -356,9 +398,15 @@ def evaluate(
 
     from components.evaluate import SECTIONS
     from components.evaluate.core import run
+    from components.evaluate.rounds import round_policies
     from components.registry.gate import read_decision
 
-    policies = {"sft": Path(sft_dir), "rlhf_click": Path(click_policy_dir), "rlhf_midterm": Path(policy_dir)}
+    policies = {
+        "sft": Path(sft_dir),
+        "rlhf_click": Path(click_policy_dir),
+        **round_policies(Path(loop_dir)),
+        "rlhf_midterm": Path(loop_dir) / "policy",
+    }
     m = execute(
         "evaluate",
         SECTIONS,
@@ -369,12 +417,13 @@ def evaluate(
             Path(features_dir),
             Path(labels_dir),
             Path(world_dir),
-            Path(reward_dir),
+            Path(loop_dir) / "reward",
             policies,
             Path(evaluation_dir),
             progress=False,
             signals_dir=Path(signals_dir),
             experiments_dir=Path(library_dir),
+            loop_dir=Path(loop_dir),
         ),
     )
     shutil.copy(Path(evaluation_dir) / "evaluation.html", report_html)

@@ -33,6 +33,7 @@ def training_dag(
     reward_model,
     sft_policy,
     rlhf_policy,
+    loop,
     evaluate,
     register,
 ):
@@ -118,6 +119,29 @@ def training_dag(
             ).set_display_name(f"rlhf_policy{suffix}"),
             gpu,
         )
+    closed_loop = on_gpu(
+        ops.loop(
+            tracking=tracking,
+            loop=loop,
+            features=features,
+            label=label,
+            reward_model=reward_model,
+            rlhf_policy=rlhf_policy,
+            sft_policy=sft_policy,
+            evaluate=evaluate,
+            ab=ab,
+            raw_logs=raw,
+            world=world,
+            feature_store=store,
+            labels=lab.outputs["labels"],
+            scorecard=scorecard,
+            library=library,
+            sft=sft.outputs["model"],
+            reward=rms["midterm"].outputs["model"],
+            policy=rls["midterm"].outputs["model"],
+        ).set_display_name("loop"),
+        gpu,
+    )
     ev = on_gpu(
         ops.evaluate(
             tracking=tracking,
@@ -134,9 +158,8 @@ def training_dag(
             scorecard=scorecard,
             library=library,
             world=world,
-            reward=rms["midterm"].outputs["model"],
             sft=sft.outputs["model"],
-            policy=rls["midterm"].outputs["model"],
+            loop=closed_loop.outputs["model"],
             click_policy=rls["click"].outputs["model"],
         ).set_display_name("evaluate"),
         gpu,
@@ -155,11 +178,11 @@ def training_dag(
         reward_model=reward_model,
         sft_policy=sft_policy,
         rlhf_policy=rlhf_policy,
+        loop=loop,
         evaluate=evaluate,
         register=register,
         promote=ev.outputs["promote"],
-        policy=rls["midterm"].outputs["model"],
-        reward=rms["midterm"].outputs["model"],
+        loop_models=closed_loop.outputs["model"],
         evaluation=ev.outputs["evaluation"],
         pipeline_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
     ).set_display_name("register")
@@ -170,7 +193,8 @@ def training_dag(
 @dsl.pipeline(
     name="encore-training",
     description="Encore: simulate/ingest -> validate -> experiments, features, labels -> signals (scorecard, "
-    "learned composite) -> reward models (mid-term, click), SFT -> RLHF (mid-term, click) -> evaluate "
+    "learned composite) -> reward models (mid-term, click), SFT -> RLHF (mid-term, click) -> closed loop "
+    "(serve, log, relabel, retrain, per round) -> evaluate "
     "(gate on the predicted effect: promote?) -> register (champion only if promote).",
 )
 def training(
@@ -186,6 +210,7 @@ def training(
     reward_model: dict,
     sft_policy: dict,
     rlhf_policy: dict,
+    loop: dict,
     evaluate: dict,
     register: dict,
 ):

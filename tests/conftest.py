@@ -163,10 +163,20 @@ TINY_EVAL = {
     "ab.horizon_days": 21,
 }
 
+# the end-to-end runs: one loop round of three days (tests/pipelines/test_loop.py runs two)
+TINY_LOOP = {
+    "loop.rounds": 1,
+    "loop.days_per_round": 3,
+    "loop.truth_listeners": 150,
+    "loop.max_slates": 300,
+    "loop.served_examples": 2000,
+}
+
 
 def tiny_policy_params(**extra):
-    merged = {**TINY_REWARD, **TINY_SFT, **TINY_RL, **TINY_EVAL}
-    return tiny_params(**{k.replace(".", "__"): v for k, v in merged.items()}, **extra)
+    """The tiny world's params for the model stages; ``extra`` (dotted keys with '__') wins."""
+    merged = {**TINY_REWARD, **TINY_SFT, **TINY_RL, **TINY_EVAL, **TINY_LOOP}
+    return tiny_params(**({k.replace(".", "__"): v for k, v in merged.items()} | extra))
 
 
 @pytest.fixture(scope="session")

@@ -49,6 +49,12 @@ def main(
     click_policy_dir: Path = typer.Option(
         Path("models/policy_click"), "--click-policy-dir", help="click-RL policy"
     ),
+    loop_dir: Path = typer.Option(
+        Path("models/loop"),
+        "--loop-dir",
+        help="the closed loop's output: each earlier round's policy is an A/B arm "
+        "(rlhf_midterm_round_<r>), its rounds.json a chart; absent = no loop",
+    ),
     report_dir: Path = typer.Option(
         Path("reports/evaluation"),
         "--report-dir",
@@ -62,9 +68,16 @@ def main(
     """Evaluate the candidates (see HELP)."""
     with user_errors("evaluate"):
         from components.evaluate.core import run
+        from components.evaluate.rounds import round_policies
         from components.stage import execute
 
-        policies = {"sft": sft_dir, "rlhf_click": click_policy_dir, "rlhf_midterm": policy_dir}
+        # the challenger last: rlhf_midterm is the loop's final round (or the RL stage's policy)
+        policies = {
+            "sft": sft_dir,
+            "rlhf_click": click_policy_dir,
+            **round_policies(loop_dir),
+            "rlhf_midterm": policy_dir,
+        }
 
         def log_outputs(stage_run, p) -> None:
             for name in ("evaluation.html", "summary.md", "gate.json"):
@@ -86,6 +99,7 @@ def main(
                 progress,
                 signals_dir,
                 experiments_dir,
+                loop_dir,
             ),
             metrics_path,
             seed_of=lambda p: p.evaluate.seed,

@@ -31,6 +31,7 @@ from components.evaluate.arms import policy_arm
 from components.evaluate.gating import Calibration, gate_decision, reward_model_validity
 from components.evaluate.logged import held_out_slates, policy_numbers
 from components.evaluate.ranking import ranking_metrics
+from components.evaluate.rounds import loop_table
 from components.evaluate.truth import miscalibrated, reward_model_truth, simulated_truth, verdict
 from components.featurestore.lookup import FeatureLookup
 from components.io import atomic_dir
@@ -59,6 +60,7 @@ def run(
     progress: bool = True,
     signals_dir: Path = Path("data/signals"),
     experiments_dir: Path = Path("data/experiments"),
+    loop_dir: Path | None = None,
 ) -> dict[str, float]:
     from components.world import has_truth
 
@@ -156,6 +158,7 @@ def run(
         },
         "gate": decision,
         "reward_model_validity": rm_validity,
+        "loop": loop_table(loop_dir, truth),
     }
     from components.evaluate.report import render_html, render_markdown
 
@@ -256,6 +259,10 @@ def _flat_metrics(tables: dict, policy_dirs: dict[str, Path]) -> dict[str, float
         "composite/learned": float(tables["composite"]["source"] == "learned"),
         "composite/loo_rmse": tables["composite"]["loo_rmse"],
     }
+    for row in (tables.get("loop") or {}).get("rounds", []):
+        out[f"loop/round_{row['round']}/lift_active_days"] = row["lift_active_days"]
+        out[f"loop/round_{row['round']}/lift_low"] = row["lift_low"]
+        out[f"loop/round_{row['round']}/lift_high"] = row["lift_high"]
     truth = tables["truth"]
     if truth:
         for row in truth["ab"]:

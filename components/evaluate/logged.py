@@ -56,8 +56,10 @@ def held_out_slates(
     max_slates: int,
     seed: int,
     weights: dict[str, float],
+    policy_id: int | None = None,
 ) -> LoggedSlates:
-    """Held-out slates with ``reward`` = the composite with ``weights`` (per slot)."""
+    """Held-out slates with ``reward`` = the composite with ``weights`` (per slot); ``policy_id``:
+    only the slates that policy served (the closed loop's treatment arm), else every policy's."""
     rp = params.reward_model
     frame = pl.read_parquet(Path(features_dir) / TRAIN_FRAME)
     columns = dict.fromkeys(["event_id", "day", "streamed", "skipped", "saved", *weights])
@@ -65,6 +67,8 @@ def held_out_slates(
     df = frame.join(labels.select("event_id", "reward", "day", "streamed", "skipped", "saved"), on="event_id")
     labelled = df.filter(pl.col("reward").is_not_null())
     df = df.filter(held_out_users(rp) & (pl.col("day") >= split_day(labelled["day"], rp)))
+    if policy_id is not None:
+        df = df.filter(pl.col("policy_id") == policy_id)
     complete = df.group_by("session_id").agg(
         n=pl.len(), observed=pl.col("reward").is_not_null().sum(), p=pl.col("propensity").min()
     )

@@ -20,6 +20,43 @@ NAMES = {
 }
 
 
+def arm_name(arm: str) -> str:
+    """A report's name for an arm (the loop's earlier rounds: 'mid-term-RL round r')."""
+    if arm.startswith("rlhf_midterm_round_"):
+        return f"mid-term-RL round {arm.rsplit('_', 1)[-1]}"
+    return arm_name(arm)
+
+
+def _loop_figure(loop: dict):
+    """Round by round: the true active-days lift over logging (A/B, 95% CI), the policy's true value
+    per slot with its DR estimate from the previous round's logs, the reward model's Spearman."""
+    import matplotlib.pyplot as plt
+
+    rows = loop["rounds"]
+    r = [row["round"] for row in rows]
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.4))
+    lift = np.array([row["lift_active_days"] for row in rows])
+    err = np.array([lift - [row["lift_low"] for row in rows], [row["lift_high"] for row in rows] - lift])
+    axes[0].errorbar(r, lift, yerr=err, fmt="o-", capsize=3, color="#1b9e77")
+    axes[0].axhline(0, color="grey", lw=0.8)
+    axes[0].set(xlabel="round", ylabel="true active days vs logging", title="A/B lift per round")
+    axes[1].plot(r, [row["truth/value_per_slot"] for row in rows], "o-", color="black", label="truth")
+    axes[1].plot(r, [row["ope/dr"] for row in rows], "s--", color="#d95f02", label="DR from the round's logs")
+    axes[1].set(xlabel="round", ylabel="composite per slot", title="value per slot")
+    axes[1].legend(fontsize=7, frameon=False)
+    for key, label in (
+        ("reward_model/random/spearman", "random pairs"),
+        ("reward_model/logged/spearman", "served"),
+    ):
+        axes[2].plot(r, [row[key] for row in rows], "o-", label=label)
+    axes[2].set(xlabel="round", ylabel="Spearman with the truth", title="reward model")
+    axes[2].legend(fontsize=7, frameon=False)
+    for ax in axes:
+        ax.set_xticks(r)
+    fig.tight_layout()
+    return fig
+
+
 def _figures(tables: dict, curves: dict[str, pl.DataFrame]) -> list[tuple[str, str]]:
     import matplotlib
 
@@ -27,13 +64,15 @@ def _figures(tables: dict, curves: dict[str, pl.DataFrame]) -> list[tuple[str, s
     import matplotlib.pyplot as plt
 
     out = []
+    if (tables.get("loop") or {}).get("rounds"):
+        out.append(("The closed loop, round by round", inline_png(_loop_figure(tables["loop"]))))
     truth = tables["truth"]
     if truth:
         rows = [r for r in truth["ab"] if r["metric"] == "active_days"]
         fig, ax = plt.subplots(figsize=(7, 3.6))
         means = np.array([r["mean"] for r in rows])
         err = np.array([[r["mean"] - r["low"] for r in rows], [r["high"] - r["mean"] for r in rows]])
-        ax.barh([NAMES.get(r["arm"], r["arm"]) for r in rows], means, xerr=err, color="tab:blue", alpha=0.75)
+        ax.barh([arm_name(r["arm"]) for r in rows], means, xerr=err, color="tab:blue", alpha=0.75)
         ax.set(
             xlabel=f"true active days over {truth['days']} days (mean, 95% CI)",
             title="Simulated A/B test (ground truth)",
@@ -42,7 +81,7 @@ def _figures(tables: dict, curves: dict[str, pl.DataFrame]) -> list[tuple[str, s
 
         fig, ax = plt.subplots(figsize=(7, 3.6))
         for arm, series in truth["daily_active"].items():
-            ax.plot(np.arange(1, len(series) + 1), series, label=NAMES.get(arm, arm))
+            ax.plot(np.arange(1, len(series) + 1), series, label=arm_name(arm))
         ax.set(xlabel="day of the test", ylabel="share of listeners active", title="Daily activity by arm")
         ax.legend(fontsize=7, ncol=2)
         out.append(("Activity over the test", inline_png(fig)))
@@ -73,7 +112,7 @@ def _figures(tables: dict, curves: dict[str, pl.DataFrame]) -> list[tuple[str, s
             label="truth (own A/B logs)",
             zorder=5,
         )
-    ax.set_xticks(np.arange(len(policies)) + 0.4 - width / 2, [NAMES.get(p, p) for p in policies])
+    ax.set_xticks(np.arange(len(policies)) + 0.4 - width / 2, [arm_name(p) for p in policies])
     ax.set(ylabel="reward per slot", title="Off-policy estimates vs truth")
     ax.legend(fontsize=7, ncol=3)
     out.append(("Off-policy estimates" + (" against the truth" if truth else ""), inline_png(fig)))
@@ -84,9 +123,7 @@ def _figures(tables: dict, curves: dict[str, pl.DataFrame]) -> list[tuple[str, s
             ax.plot(c["kl"], c["reward"], ".", ms=3, label="proxy reward (reward model)")
             if c["true_value"].null_count() < c.height:
                 ax.plot(c["kl"], c["true_value"], ".", ms=3, label="true long-term value")
-            ax.set(
-                xlabel="KL to SFT", ylabel="per slate item", title=f"{NAMES.get(name, name)}: reward vs KL"
-            )
+            ax.set(xlabel="KL to SFT", ylabel="per slate item", title=f"{arm_name(name)}: reward vs KL")
             ax.legend(fontsize=7)
         out.append(("Over-optimisation watch", inline_png(fig)))
     return out
@@ -110,7 +147,7 @@ def render_html(tables: dict, curves: dict[str, pl.DataFrame]) -> str:
         )
     for title, img in _figures(tables, curves):
         sections.append(f"<h2>{html.escape(title)}</h2>{img}")
-    ope_rows = [{"policy": NAMES.get(p, p), **e} for p, es in tables["ope"].items() for e in es]
+    ope_rows = [{"policy": arm_name(p), **e} for p, es in tables["ope"].items() for e in es]
     sections.append(
         "<h2>Off-policy estimates (reward per slot)</h2>"
         + _table(
@@ -122,7 +159,7 @@ def render_html(tables: dict, curves: dict[str, pl.DataFrame]) -> str:
         tv = tables["truth"]["true_value_per_slot"]
         err_rows = [
             {
-                "policy": NAMES.get(p, p),
+                "policy": arm_name(p),
                 "estimator": e["estimator"],
                 "estimate": e["value"],
                 "truth": tv[p],
@@ -137,13 +174,18 @@ def render_html(tables: dict, curves: dict[str, pl.DataFrame]) -> str:
             + _table(err_rows, ["policy", "estimator", "estimate", "truth", "error"])
         )
         ab_rows = [
-            {"arm": NAMES.get(r["arm"], r["arm"]), **{k: r[k] for k in ("metric", "mean", "low", "high")}}
+            {"arm": arm_name(r["arm"]), **{k: r[k] for k in ("metric", "mean", "low", "high")}}
             for r in tables["truth"]["ab"]
         ]
         sections.append(
             "<h2>Simulated A/B test</h2>" + _table(ab_rows, ["arm", "metric", "mean", "low", "high"])
         )
-    rank_rows = [{"policy": NAMES.get(p, p), **m} for p, m in tables["ranking"].items()]
+    if (tables.get("loop") or {}).get("rounds"):
+        sections.append(
+            "<h2>The closed loop: each round against the truth</h2>"
+            + _table(tables["loop"]["rounds"], list(tables["loop"]["rounds"][0].keys()))
+        )
+    rank_rows = [{"policy": arm_name(p), **m} for p, m in tables["ranking"].items()]
     sections.append(
         "<h2>Ranking on held-out listeners' next plays</h2>" + _table(rank_rows, list(rank_rows[0].keys()))
     )
@@ -249,16 +291,15 @@ def render_markdown(tables: dict) -> str:
     tv = tables["truth"].get("true_value_per_slot", {}) if tables["truth"] else {}
     for p, e in dr.items():
         lines.append(
-            f"| {NAMES.get(p, p)} | {e['value']:.4f} [{e['low']:.4f}, {e['high']:.4f}] | "
+            f"| {arm_name(p)} | {e['value']:.4f} [{e['low']:.4f}, {e['high']:.4f}] | "
             f"{tv.get(p, float('nan')):.4f} |"
         )
     if tables["truth"]:
         lines += ["", "| arm | true active days (95% CI) |", "|---|---|"]
         for r in tables["truth"]["ab"]:
             if r["metric"] == "active_days":
-                lines.append(
-                    f"| {NAMES.get(r['arm'], r['arm'])} | {r['mean']:.2f} [{r['low']:.2f}, {r['high']:.2f}] |"
-                )
+                lines.append(f"| {arm_name(r['arm'])} | {r['mean']:.2f} [{r['low']:.2f}, {r['high']:.2f}] |")
+    lines += _loop_lines(tables.get("loop") or {})
     if tables["plan"]:
         p = tables["plan"]
         lines += [
@@ -292,3 +333,25 @@ def render_markdown(tables: dict) -> str:
             "active days).",
         ]
     return "\n".join(lines) + "\n"
+
+
+def _loop_lines(loop: dict) -> list[str]:
+    """The closed loop's rounds as a Markdown table (nothing without a loop)."""
+    if not loop.get("rounds"):
+        return []
+    lines = [
+        "",
+        f"Closed loop ({loop['final_round']} rounds; the last is the challenger):",
+        "",
+        "| round | true lift vs logging, active days (95% CI) | true value / slot | DR (rel. error) | "
+        "IIPS ESS share | RM Spearman random / served |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in loop["rounds"]:
+        lines.append(
+            f"| {r['round']} | {r['lift_active_days']:+.2f} [{r['lift_low']:+.2f}, {r['lift_high']:+.2f}] | "
+            f"{r['truth/value_per_slot']:.4f} | {r['ope/dr']:.4f} ({r['ope/dr_relative_error']:+.1%}) | "
+            f"{r['ope/iips_ess_share']:.1%} | {r['reward_model/random/spearman']:.2f} / "
+            f"{r['reward_model/logged/spearman']:.2f} |"
+        )
+    return lines

@@ -56,7 +56,7 @@ def simulated_truth(
             if arm != base
             for m in TABLE_METRICS
         ]
-        for base in ("sft", "logging", "champion", "rlhf_click")
+        for base in ("sft", "logging", "champion", "rlhf_click", "rlhf_midterm_round_0")
         if base in result.outcomes
     }
     true_value, oracle_slates = {}, None
@@ -84,11 +84,18 @@ def simulated_truth(
 
 
 def label_ab_logs(
-    result: ABResult, arm: str, raw_dir: Path, tracks: pl.DataFrame, params: Params, labels_dir: Path
+    result: ABResult,
+    arm: str,
+    raw_dir: Path,
+    tracks: pl.DataFrame,
+    params: Params,
+    labels_dir: Path,
+    n_days: int | None = None,
 ) -> pl.DataFrame:
     """An A/B arm's logs labelled exactly as the training logs were (same code, same surrogate),
     on the log's clock: the test resumes the world where the log ends, so the participants' logged
-    history is theirs, and the labels that look back (repetition, discovery) read it."""
+    history is theirs, and the labels that look back (repetition, discovery) read it. ``n_days``:
+    the days the arm ran (default ``ab.horizon_days``); labels reaching past them are censored."""
     from components.logs import window
     from components.reward.labels import PLAY_COLUMNS, History, label_with
 
@@ -114,7 +121,7 @@ def label_ab_logs(
         plays.with_columns(ts=ts(plays), source=sources.gather(plays["source"].cast(pl.UInt32))),
         tracks,
         start,
-        params.ab.horizon_days,
+        params.ab.horizon_days if n_days is None else n_days,
         params.label,
         labels_dir,
         history,

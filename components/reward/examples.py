@@ -78,8 +78,26 @@ def _with_labels(
 _ROW = "_train_frame_row"
 
 
+@dataclass(frozen=True)
+class ServedExamples:
+    """Training examples to add from slates a candidate policy served (the closed loop's rounds):
+    up to ``n`` impressions whose ``policy_id`` is one of ``policy_ids``, training users only.
+
+    Why apart from the uniform sample: the served days sit at the log's end, past the split day, and
+    are a small share of the log; a uniform sample would teach the reward model next to nothing about
+    the neighbourhood the policy actually went to."""
+
+    policy_ids: tuple[int, ...]
+    n: int
+
+
 def load_split(
-    features_dir: Path, labels_dir: Path, target: str, weights: dict[str, float], rp: RewardModelParams
+    features_dir: Path,
+    labels_dir: Path,
+    target: str,
+    weights: dict[str, float],
+    rp: RewardModelParams,
+    served: ServedExamples | None = None,
 ) -> "Split":
     """``split(load_examples(features_dir, labels_dir, target, weights), rp)``, row for row, without
     ever holding every example.
@@ -90,8 +108,13 @@ def load_split(
     day, labels) — the same seeded draws, as they depend on the row order only — and then only
     the chosen rows of the training frame are read."""
     path = Path(features_dir) / TRAIN_FRAME
-    keys = pl.scan_parquet(path).select("event_id", "user_id", "session_id").with_row_index(_ROW)
-    parts = split(_with_labels(keys.collect(), labels_dir, target, weights), rp)
+    key_columns = ["event_id", "user_id", "session_id", *(["policy_id"] if served else [])]
+    keys = pl.scan_parquet(path).select(key_columns).with_row_index(_ROW)
+    labelled = _with_labels(keys.collect(), labels_dir, target, weights)
+    if served:
+        parts = _with_served(labelled, rp, served)
+    else:
+        parts = split(labelled, rp)
     chosen = pl.concat([parts.train[_ROW], parts.test[_ROW]]).implode()
     rows = pl.scan_parquet(path).with_row_index(_ROW).filter(pl.col(_ROW).is_in(chosen)).collect()
 
@@ -100,7 +123,9 @@ def load_split(
         wide = side.select(_ROW).join(rows, on=_ROW, how="left", maintain_order="left")
         return wide.join(labels, on=_ROW, how="left", maintain_order="left").drop(_ROW)
 
-    return Split(train=widen(parts.train), test=widen(parts.test), split_day=parts.split_day)
+    return Split(
+        train=widen(parts.train), test=widen(parts.test), split_day=parts.split_day, served=parts.served
+    )
 
 
 @dataclass(frozen=True)
@@ -108,6 +133,24 @@ class Split:
     train: pl.DataFrame
     test: pl.DataFrame
     split_day: int
+    served: int = 0  # training rows from served slates (:class:`ServedExamples`)
+
+
+def _with_served(frame: pl.DataFrame, rp: RewardModelParams, served: ServedExamples) -> "Split":
+    """:func:`split` of the other rows, then up to ``served.n`` served training-user rows added to
+    the training side (seeded); the served rows of held-out users stay eligible for the test side."""
+    is_served = pl.col("policy_id").is_in(list(served.policy_ids))
+    parts = split(frame.filter(~is_served | held_out_users(rp)), rp)
+    extra = frame.filter(is_served & ~held_out_users(rp))
+    if extra.height > served.n:
+        extra = extra.sample(served.n, seed=rp.seed)
+    train = pl.concat([parts.train, extra]) if extra.height else parts.train
+    return Split(
+        train=train.drop("policy_id"),
+        test=parts.test.drop("policy_id"),
+        split_day=parts.split_day,
+        served=extra.height,
+    )
 
 
 def held_out_users(rp: RewardModelParams) -> pl.Expr:

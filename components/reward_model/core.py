@@ -51,12 +51,16 @@ def run(
     *,
     signals_dir: Path,
     experiments_dir: Path,
+    served: D.ServedExamples | None = None,
 ) -> dict[str, float]:
+    """Train the ``variant`` reward model; ``served``: examples to add from a candidate policy's
+    served slates (the closed loop, :mod:`pipelines.loop`)."""
     rp = params.reward_model
     target = getattr(rp.targets, variant)
     weights = active_weights(signals_dir)
     # the split without holding every example (a training-frame row is ~0.5 kB)
-    parts = D.load_split(features_dir, labels_dir, target, weights, rp)
+    parts = D.load_split(features_dir, labels_dir, target, weights, rp, served)
+    served_count = parts.served
     tracks = pl.from_arrow(contract.read(raw_dir, "tracks", ["track_id", "artist_id", "genre_id"]))
     library = _library_examples(
         params, raw_dir, features_dir, signals_dir, experiments_dir, tracks, target, weights
@@ -152,6 +156,7 @@ def run(
     return metrics | {
         "train/examples": len(x_train),
         "train/library_examples": library.height,
+        "train/served_examples": served_count,
         "train/test_examples": len(x_test),
         "train/split_day": parts.split_day,
         "train/final_train_loss": curve[-1].get("train_loss", float("nan")) if curve else float("nan"),

@@ -15,6 +15,7 @@ from pathlib import Path
 ARMS = {
     "sft": "SFT",
     "rlhf_click": "click-RL",
+    "rlhf_midterm_round_0": "mid-term-RL, one round",
     "rlhf_midterm": "mid-term-RL",
     "long_term_oracle": "LT oracle",
 }
@@ -49,6 +50,7 @@ class RunRow:
     logging_active_days: float = math.nan
     lift_vs_logging: dict[str, Interval] = field(default_factory=dict)
     midterm_vs_click: Interval | None = None
+    loop_vs_single_round: Interval | None = None  # the loop's final policy vs round 0 (paired)
     distinct_artists: dict[str, float] = field(default_factory=dict)
     catalogue_coverage: dict[str, float] = field(default_factory=dict)
     gate_promoted: bool | None = None
@@ -65,6 +67,10 @@ class RunRow:
     @property
     def midterm_beats_click(self) -> bool:
         return bool(self.midterm_vs_click and self.midterm_vs_click.above_zero)
+
+    @property
+    def loop_beats_single_round(self) -> bool:
+        return bool(self.loop_vs_single_round and self.loop_vs_single_round.above_zero)
 
     @property
     def promoted_a_loser(self) -> bool:
@@ -95,6 +101,7 @@ def row_from_metrics(
         logging_active_days=metrics["ab/logging/active_days"],
         lift_vs_logging=lifts,
         midterm_vs_click=_interval(metrics, "ab/lift_vs_rlhf_click/rlhf_midterm/active_days"),
+        loop_vs_single_round=_interval(metrics, "ab/lift_vs_rlhf_midterm_round_0/rlhf_midterm/active_days"),
         distinct_artists={
             arm: metrics[f"ab/{arm}/distinct_artists"]
             for arm in ("logging", *ARMS)
@@ -117,7 +124,7 @@ def row_from_dict(d: dict) -> RunRow:
     """A row back from ``dataclasses.asdict`` (JSON, a KFP parameter)."""
     d = dict(d)
     d["lift_vs_logging"] = {arm: Interval(**iv) for arm, iv in d.get("lift_vs_logging", {}).items()}
-    for key in ("midterm_vs_click", "gate_predicted"):
+    for key in ("midterm_vs_click", "loop_vs_single_round", "gate_predicted"):
         d[key] = Interval(**d[key]) if d.get(key) else None
     return RunRow(**d)
 
@@ -130,6 +137,7 @@ def summary(rows: list[RunRow]) -> dict[str, float]:
         "failed": len(rows) - len(ok),
         "midterm_beats_logging": sum(r.midterm_beats_logging for r in ok),
         "midterm_beats_click": sum(r.midterm_beats_click for r in ok),
+        "loop_beats_single_round": sum(r.loop_beats_single_round for r in ok),
         "gate_right": sum(bool(r.gate_right) for r in ok),
         "gate_promoted_a_loser": sum(r.promoted_a_loser for r in ok),
         "wall_s": sum(r.wall_s for r in rows),
@@ -156,16 +164,17 @@ def markdown(rows: list[RunRow], totals: dict[str, float]) -> str:
         "True 28-day active-days lift over the logging policy (95% CI) from each world's simulated "
         "A/B test; the gate's predicted lift and whether its decision was right.",
         "",
-        "| world | seed | logging days | SFT | click-RL | mid-term-RL | mid-term vs click | LT oracle "
+        "| world | seed | logging days | SFT | click-RL | mid-term-RL, one round | mid-term-RL "
+        "| loop vs one round | mid-term vs click | LT oracle "
         "| distinct artists (logging / mid-term) | coverage (logging / mid-term) "
         "| gate: predicted -> decision "
         "| right? | RM Spearman (random pairs) | min |",
-        "|" + "---|" * 14,
+        "|" + "---|" * 16,
     ]
     for r in rows:
         if r.status != "ok":
             lines.append(
-                f"| {r.world} | {r.seed} | **{r.status}** ({r.log}) |" + " |" * 10 + f" {r.wall_s / 60:.0f} |"
+                f"| {r.world} | {r.seed} | **{r.status}** ({r.log}) |" + " |" * 12 + f" {r.wall_s / 60:.0f} |"
             )
             continue
         lift = {arm: str(r.lift_vs_logging[arm]) if arm in r.lift_vs_logging else "-" for arm in ARMS}
@@ -173,7 +182,8 @@ def markdown(rows: list[RunRow], totals: dict[str, float]) -> str:
         right = "-" if r.gate_right is None else ("right" if r.gate_right else "**wrong**")
         lines.append(
             f"| {r.world} | {r.seed} | {r.logging_active_days:.2f} | {lift['sft']} | {lift['rlhf_click']} "
-            f"| {lift['rlhf_midterm']} | {r.midterm_vs_click or '-'} | {lift['long_term_oracle']} "
+            f"| {lift['rlhf_midterm_round_0']} | {lift['rlhf_midterm']} | {r.loop_vs_single_round or '-'} "
+            f"| {r.midterm_vs_click or '-'} | {lift['long_term_oracle']} "
             f"| {r.distinct_artists.get('logging', math.nan):.1f} / "
             f"{r.distinct_artists.get('rlhf_midterm', math.nan):.1f} "
             f"| {r.catalogue_coverage.get('logging', math.nan):.1%} / "
@@ -185,7 +195,8 @@ def markdown(rows: list[RunRow], totals: dict[str, float]) -> str:
     lines += [
         "",
         f"- mid-term-RL beats the logging policy (CI above 0) in {totals['midterm_beats_logging']} of "
-        f"{ok} runs, click-RL in {totals['midterm_beats_click']} of {ok}.",
+        f"{ok} runs, click-RL in {totals['midterm_beats_click']} of {ok}; the closed loop's final policy "
+        f"beats its own first round (round 0) in {totals['loop_beats_single_round']} of {ok}.",
         f"- The gate was right in {totals['gate_right']} of {ok} runs and promoted a policy whose true "
         f"lift is negative in {totals['gate_promoted_a_loser']}.",
         "",
@@ -211,6 +222,7 @@ def figure(rows: list[RunRow], path: Path) -> None:
     colours = {
         "sft": "#888888",
         "rlhf_click": "#d95f02",
+        "rlhf_midterm_round_0": "#66a61e",
         "rlhf_midterm": "#1b9e77",
         "long_term_oracle": "#7570b3",
     }
@@ -219,7 +231,7 @@ def figure(rows: list[RunRow], path: Path) -> None:
             iv = r.lift_vs_logging.get(arm)
             if iv is None:
                 continue
-            y = i + (j - 1.5) * 0.15
+            y = i + (j - (len(ARMS) - 1) / 2) * 0.15
             ax.errorbar(
                 iv.estimate,
                 y,

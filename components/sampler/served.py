@@ -18,7 +18,8 @@ from components.sampler.sampling import Sampler
 
 
 class ServedPolicy(GenerativePolicy):
-    """Slates drawn through the serving sampler (on the CPU, as the service runs), seeded per day."""
+    """Slates drawn through the serving sampler (on the CPU, as the service runs), seeded per day,
+    with the propensity the service logs for each slot."""
 
     def __init__(
         self,
@@ -38,4 +39,4 @@ class ServedPolicy(GenerativePolicy):
         prompts = self.prompts(contexts.user_ids, contexts.history)
         generator = torch.Generator().manual_seed(self.seed * 100_003 + int(contexts.day))
         drawn = self.sampler.sample(prompts, self.temperature, self.epsilon, generator)
-        return Slates(self.sampler.to_track(drawn.tokens))
+        return Slates(self.sampler.to_track(drawn.tokens), drawn.propensity)

@@ -57,6 +57,7 @@ class DayEvents:
     n_streams: np.ndarray
     n_skips: np.ndarray
     n_saves: np.ndarray
+    imp_policy: np.ndarray | None = None  # per impression, when the slates came from several policies
 
     @property
     def n_impressions(self) -> int:
@@ -169,6 +170,9 @@ class World:
             imp_ts=np.repeat(sess_ts, k),
             imp_track=tracks.ravel(),
             imp_propensity=np.asarray(props, np.float64).ravel(),
+            imp_policy=None
+            if slates.policy_ids is None
+            else np.repeat(slates.policy_ids, k).astype(np.int64),
             imp_streamed=imp["streamed"].ravel(),
             imp_skipped=imp["skipped"].ravel(),
             imp_saved=imp["saved"].ravel(),

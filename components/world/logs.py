@@ -58,7 +58,7 @@ class RawLogWriter:
                 "position": ev.imp_position.astype(np.int64),
                 "track_id": ev.imp_track,
                 "artist_id": self.track_artist[ev.imp_track],
-                "policy_id": np.full(n, ev.policy_id, np.int64),
+                "policy_id": np.full(n, ev.policy_id, np.int64) if ev.imp_policy is None else ev.imp_policy,
                 "propensity": ev.imp_propensity,
                 "streamed": ev.imp_streamed,
                 "ms_played": ev.imp_ms,

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import yaml
 
-from tests.conftest import REPO, TINY, TINY_EVAL, TINY_REWARD, TINY_RL, TINY_SFT
+from tests.conftest import REPO, TINY, TINY_EVAL, TINY_LOOP, TINY_REWARD, TINY_RL, TINY_SFT
 
 
 def tiny_params_dict(tracking_uri: str | None = None) -> dict:
     """params.yaml with the tiny overrides applied, JSON-compatible (what KFP receives)."""
     raw = json.loads(json.dumps(yaml.safe_load((REPO / "params.yaml").read_text()), default=str))
-    for dotted, value in {**TINY, **TINY_REWARD, **TINY_SFT, **TINY_RL, **TINY_EVAL}.items():
+    for dotted, value in {**TINY, **TINY_REWARD, **TINY_SFT, **TINY_RL, **TINY_EVAL, **TINY_LOOP}.items():
         node = raw
         *parents, leaf = dotted.split(".")
         for key in parents:

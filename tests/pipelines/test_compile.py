@@ -126,23 +126,24 @@ def test_each_task_receives_exactly_the_sections_its_stage_declares():
     for name, task in tasks.items():
         if name in KFP_ONLY:
             continue
-        module = re.search(r"-m (components\.\w+)", stages[name]["cmd"]).group(1)
+        module = re.search(r"-m ((?:components|pipelines)\.\w+)", stages[name]["cmd"]).group(1)
         declared = set(importlib.import_module(module).SECTIONS) | {"tracking"}
         assert _sections_read(task) == declared, name
     assert _sections_read(tasks["logs_fingerprint"]) == {"source"}
 
 
 def test_editing_rlhf_params_keeps_every_upstream_task_cached():
-    """A task's cache key is its inputs: the rlhf_policy section reaches only the RL tasks and
-    what consumes their models (register); everything upstream keeps its inputs, so its cache."""
+    """A task's cache key is its inputs: the rlhf_policy section reaches only the RL tasks and tasks
+    downstream of them (the loop runs RL again; register); everything upstream keeps its inputs, so
+    its cache."""
     tasks = _kfp_tasks()
     readers = {name for name, task in tasks.items() if "rlhf_policy" in _sections_read(task)}
-    assert readers == {"rlhf_policy", "rlhf_policy_click", "register"}
-    downstream_of_rl = {
-        name
-        for name, task in tasks.items()
-        if {"rlhf_policy", "rlhf_policy_click"} & set(task["dependentTasks"])
-    }
+    assert readers == {"rlhf_policy", "rlhf_policy_click", "loop", "register"}
+    downstream_of_rl: set[str] = set()
+    frontier = {"rlhf_policy", "rlhf_policy_click"}
+    while frontier:  # every task that depends on an RL task, directly or through others
+        frontier = {n for n, t in tasks.items() if frontier & set(t["dependentTasks"])} - downstream_of_rl
+        downstream_of_rl |= frontier
     assert readers - {"rlhf_policy", "rlhf_policy_click"} <= downstream_of_rl
     upstream = {
         "simulate",

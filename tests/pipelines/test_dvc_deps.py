@@ -22,7 +22,7 @@ def _stages() -> dict:
 def _module(cmd: str) -> str:
     """The module a stage's command runs: a stage package (``components.evaluate``) or a
     library's CLI module (``components.registry.snapshot``)."""
-    found = re.search(r"-m (components(?:\.\w+)+)", cmd)
+    found = re.search(r"-m ((?:components|pipelines)(?:\.\w+)+)", cmd)
     assert found, f"a stage command must run a components CLI: {cmd}"
     return found.group(1)
 

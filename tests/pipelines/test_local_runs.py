@@ -139,6 +139,7 @@ def test_dvc_repro_runs_the_dag_then_is_a_no_op(tmp_path):
         "sft_policy",
         "rlhf_policy",
         "rlhf_policy_click",
+        "loop",
         "champion",
         "evaluate",
         "register",
@@ -159,6 +160,11 @@ def test_dvc_repro_runs_the_dag_then_is_a_no_op(tmp_path):
     for pairs in ("random", "logged"):
         assert -1 <= evaluated[f"reward_model/truth/{pairs}/spearman"] <= 1, evaluated
     assert "uniformly random (listener, track)" in (ws / "reports" / "evaluation" / "summary.md").read_text()
+    # the closed loop ran its round; the A/B test has an arm for round 0, the final round is the challenger
+    loop = json.loads((ws / "metrics" / "loop.json").read_text())
+    assert loop["loop/rounds"] == 1 and "loop/round_1/ope/dr" in loop
+    assert "ab/rlhf_midterm_round_0/active_days" in evaluated and "ab/rlhf_midterm/active_days" in evaluated
+    assert "Closed loop (1 rounds" in (ws / "reports" / "evaluation" / "summary.md").read_text()
     record = json.loads((ws / "metrics" / "register.json").read_text())
     gate = json.loads((ws / "reports" / "evaluation" / "gate.json").read_text())
     _assert_gate_follows_its_checks_and_the_truth(gate)
