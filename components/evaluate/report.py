@@ -24,7 +24,7 @@ def arm_name(arm: str) -> str:
     """A report's name for an arm (the loop's earlier rounds: 'mid-term-RL round r')."""
     if arm.startswith("rlhf_midterm_round_"):
         return f"mid-term-RL round {arm.rsplit('_', 1)[-1]}"
-    return arm_name(arm)
+    return NAMES.get(arm, arm)
 
 
 def _loop_figure(loop: dict):

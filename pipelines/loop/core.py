@@ -145,14 +145,19 @@ def _round(
         print(f"loop: round {r} is complete ({done}), not rerun")
         return json.loads(done.read_text())
     lp = params.loop
+    clock = _StepClock(here.raw.parent / "seconds.json")
     if not (here.raw.exists() and here.world.exists()):
         shutil.rmtree(here.raw, ignore_errors=True)  # a half-written pair: serve again
-        write_json(here.raw.parent / "served_metrics.json", _serve(params, r, prev, here, progress))
+        with clock("serve"):
+            write_json(here.raw.parent / "served_metrics.json", _serve(params, r, prev, here, progress))
     if not here.features.exists():
-        build_features(_loop_features(params), here.raw, here.features)
+        with clock("features"):
+            build_features(_loop_features(params), here.raw, here.features)
     if not here.labels.exists():
-        label(params, here.raw, here.labels)
+        with clock("label"):
+            label(params, here.raw, here.labels)
     if not here.reward.exists():
+        clock.start("reward_model")
         served = ServedExamples(tuple(served_policy_id(lp, i) for i in range(1, r + 1)), lp.served_examples)
         rm = train_reward_model(
             params,
@@ -167,7 +172,9 @@ def _round(
             served=served,
         )
         write_json(here.reward.parent / "reward_model_metrics.json", rm)
+        clock.stop()
     if not here.policy.exists():
+        clock.start("rlhf_policy")
         rl = rlhf(
             params,
             here.raw,
@@ -180,7 +187,42 @@ def _round(
             progress=progress,
         )
         write_json(here.policy.parent / "rlhf_metrics.json", rl)
-    return _measured(params, r, prev, here, here, weights, here.raw.parent, progress)
+        clock.stop()
+    with clock("measure"):
+        return _measured(params, r, prev, here, here, weights, here.raw.parent, progress)
+
+
+class _StepClock:
+    """Wall seconds of each step of a round, kept in ``path`` across resumes (a resumed round
+    reports the steps it ran and those an earlier run finished)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.seconds = json.loads(path.read_text()) if path.exists() else {}
+        self._step, self._t = "", 0.0
+
+    def start(self, step: str) -> None:
+        import time
+
+        self._step, self._t = step, time.perf_counter()
+
+    def stop(self) -> None:
+        import time
+
+        self.seconds[self._step] = time.perf_counter() - self._t
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        write_json(self.path, self.seconds)
+
+    def __call__(self, step: str) -> "_StepClock":
+        self.start(step)
+        return self
+
+    def __enter__(self) -> "_StepClock":
+        return self
+
+    def __exit__(self, exc_type, *_) -> None:
+        if exc_type is None:
+            self.stop()
 
 
 def _serve(params: Params, r: int, prev: RoundDirs, here: RoundDirs, progress: bool) -> dict[str, float]:
@@ -256,6 +298,8 @@ def _measured(
     for name in ("served_metrics.json", "reward_model_metrics.json", "rlhf_metrics.json"):
         if (round_dir / name).exists():
             row |= json.loads((round_dir / name).read_text())
+    if (round_dir / "seconds.json").exists():  # the round's steps so far (measuring itself excluded)
+        row |= {f"seconds/{k}": v for k, v in json.loads((round_dir / "seconds.json").read_text()).items()}
 
     # the truth: the policy served from the state the logged days started from, with the features then
     start_world, start_raw, start_labels, start_features = (
@@ -292,9 +336,16 @@ def _loop_features(params: Params) -> Params:
     return params.model_copy(update={"features": fp})
 
 
+CODE = Path(__file__).resolve().parents[2]  # the project: its code is part of what a round is made of
+
+
 def _fingerprint(params: Params, start: RoundDirs, sft_dir: Path) -> str:
-    """What the saved rounds were made from: the params they read and round 0's inputs."""
+    """What the saved rounds were made from: the code (every module of ``components/`` and the
+    loop's), the params they read and round 0's inputs."""
     h = hashlib.sha256()
+    for f in sorted([*(CODE / "components").rglob("*.py"), *(CODE / "pipelines" / "loop").glob("*.py")]):
+        h.update(f.relative_to(CODE).as_posix().encode())
+        h.update(f.read_bytes())
     for section in FINGERPRINT_SECTIONS:
         h.update(params.section_hash(section).encode())
     h.update((start.raw / contract.MANIFEST).read_bytes())

@@ -123,3 +123,22 @@ def test_two_rounds_serve_log_retrain_and_a_killed_round_resumes(
         assert 0 < row["ope/iips_ess_share"] <= 1
         assert -1 <= row["reward_model/random/spearman"] <= 1
         assert row["train/served_examples"] > 0
+
+
+def test_rounds_made_from_other_params_are_not_resumed(
+    tmp_path, tiny_logs, tiny_features, tiny_labels, tiny_reward_model, tiny_sft, round0
+):
+    """A saved round is reused only by the same params, code and round-0 inputs: any other
+    params start the rounds over (a round of another setting must never pass for this one's)."""
+    from pipelines.loop.core import _reset_if_stale
+
+    start = _start(tiny_logs, tiny_features, tiny_labels, tiny_reward_model, round0)
+    work = tmp_path / "work"
+    params = tiny_policy_params(**LOOP)
+    _reset_if_stale(params, start, tiny_sft[0], work)
+    (work / "round_1").mkdir()
+    (work / "round_1" / "round.json").write_text("{}")
+    _reset_if_stale(params, start, tiny_sft[0], work)
+    assert (work / "round_1" / "round.json").exists(), "the same setting must resume"
+    _reset_if_stale(tiny_policy_params(**(LOOP | {"loop__served_examples": 10})), start, tiny_sft[0], work)
+    assert not (work / "round_1").exists(), "another setting's round was kept"
