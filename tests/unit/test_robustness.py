@@ -91,6 +91,11 @@ def _metrics(midterm: tuple[float, float, float], promote: bool, gate_true: floa
     m |= {"gate/promote": float(promote), "gate/lift": 1.5, "gate/lift_low": 1.1, "gate/lift_high": 1.9}
     m |= {"gate/verdict/right": float(promote == (gate_true > 0)), "gate/verdict/true_lift": gate_true}
     m |= {"reward_model/truth/random/spearman": 0.2}
+    # the closed loop's round 0 (the RL stage's policy) as its own arm; the loop's final = rlhf_midterm
+    key = "ab/lift_vs_logging/rlhf_midterm_round_0/active_days"
+    m |= {key: 0.5, f"{key}_low": 0.4, f"{key}_high": 0.6}
+    key = "ab/lift_vs_rlhf_midterm_round_0/rlhf_midterm/active_days"
+    m |= {key: midterm[0] - 0.5, f"{key}_low": midterm[1] - 0.5, f"{key}_high": midterm[2] - 0.5}
     return m
 
 
@@ -107,10 +112,15 @@ def test_the_table_counts_wins_and_a_wrong_promotion(tmp_path):
     assert totals["runs"] == 4 and totals["failed"] == 1
     assert totals["midterm_beats_logging"] == 1  # only a: c's interval crosses zero
     assert totals["midterm_beats_click"] == 3  # vs click-RL every interval here lies above zero
+    assert totals["loop_beats_single_round"] == 0  # a's loop-vs-round-0 interval [-0.2, +0.8] crosses zero
+    assert rows[0].lift_vs_logging["rlhf_midterm_round_0"].estimate == 0.5
     # a: promoted a winner (right); b: promoted a loser (wrong); c: held a small winner (wrong)
     assert totals["gate_promoted_a_loser"] == 1 and totals["gate_right"] == 1
     md = (tmp_path / TABLE_MD).read_text()
     assert "**wrong**" in md and "**failed** (x.log)" in md and "fatigue" in md
+    assert (
+        "| +0.50 [+0.40, +0.60] | +0.80 [+0.30, +1.30] | +0.30 [-0.20, +0.80] |" in md
+    )  # round 0, final, final - round 0
     saved = json.loads((tmp_path / TABLE_JSON).read_text())
     assert [row_from_dict(r) for r in saved["runs"]][:3] == rows
     assert (tmp_path / TABLE_PNG).stat().st_size > 10_000
