@@ -89,9 +89,7 @@ def run(
     prev = start
     for r in range(1, rounds_run + 1):
         here = RoundDirs.under(work_dir / f"round_{r}")
-        rows.append(
-            _round(params, r, prev, here, signals_dir, experiments_dir, sft_dir, weights, work_dir, progress)
-        )
+        rows.append(_round(params, r, prev, here, signals_dir, experiments_dir, sft_dir, weights, progress))
         prev = here
 
     with atomic_dir(out_dir) as tmp:
@@ -130,9 +128,9 @@ def _round(
     experiments_dir: Path,
     sft_dir: Path,
     weights: dict[str, float],
-    work_dir: Path,
     progress: bool,
 ) -> dict:
+    """Round ``r`` from ``prev``'s logs and policy into ``here``, each missing step only."""
     from components.features.core import run as build_features
     from components.label.core import run as label
     from components.reward.examples import ServedExamples
