@@ -18,6 +18,11 @@ ARM_PREFIX = "rlhf_midterm_round_"
 _ROUND_DIR = re.compile(r"round_(\d+)$")
 
 
+def round_policy_dir(loop_dir: Path, r: int) -> Path:
+    """Where the loop leaves round ``r``'s policy (the writer and :func:`round_policies` agree here)."""
+    return Path(loop_dir) / "rounds" / f"round_{r}" / "policy"
+
+
 def round_policies(loop_dir: Path | None) -> dict[str, Path]:
     """``rlhf_midterm_round_<r>`` -> policy folder, in round order (empty without a loop)."""
     rounds = Path(loop_dir) / "rounds" if loop_dir is not None else None

@@ -34,12 +34,12 @@ from pathlib import Path
 import polars as pl
 
 from components import contract
+from components.evaluate.rounds import ROUNDS_JSON, round_policy_dir
 from components.io import atomic_dir, write_json
 from components.params import Params
 
 ROUND_DONE = "round.json"
 FINGERPRINT = "fingerprint.json"
-ROUNDS_JSON = "rounds.json"
 FINGERPRINT_SECTIONS = ("loop", "features", "label", "reward_model", "rlhf_policy", "evaluate", "ab")
 
 
@@ -97,7 +97,7 @@ def run(
         shutil.copytree(prev.reward, tmp / "reward")
         for r in range(rounds_run):
             policy = start.policy if r == 0 else RoundDirs.under(work_dir / f"round_{r}").policy
-            shutil.copytree(policy, tmp / "rounds" / f"round_{r}" / "policy")
+            shutil.copytree(policy, round_policy_dir(tmp, r))
         write_json(tmp / ROUNDS_JSON, {"rounds": rows, "final_round": rounds_run})
         if rows:
             _plot(rows, tmp / "loop.png")
