@@ -29,7 +29,7 @@ from components import contract
 from components.evaluate import ope
 from components.evaluate.arms import policy_arm
 from components.evaluate.gating import Calibration, gate_decision, reward_model_validity
-from components.evaluate.logged import held_out_slates, policy_numbers
+from components.evaluate.logged import held_out_slates, kl_to_reference, logged_q, policy_numbers
 from components.evaluate.ranking import ranking_metrics
 from components.evaluate.rounds import loop_table
 from components.evaluate.truth import miscalibrated, reward_model_truth, simulated_truth, verdict
@@ -77,7 +77,7 @@ def run(
     # 1. off-policy estimates on held-out logged slates
     logged = held_out_slates(params, features_dir, labels_dir, k, ep.max_slates, ep.seed, weights)
     r, mu = logged.matrix("reward"), logged.matrix("propensity")
-    q = reward.score_frame(logged.frame).reshape(logged.n, k)
+    q = logged_q(logged, reward)  # DR's correction term, scored as the policies' q_pi are
     numbers = {name: policy_numbers(logged, path, reward, ab, ep.seed) for name, path in policy_dirs.items()}
     estimates = {"logging": ope.estimate(r, mu, mu, q, q, ep.max_weight, ep.n_bootstrap, ep.seed)}
     skip_rate = {"logging": float(logged.matrix("skipped").mean())}
@@ -100,8 +100,7 @@ def run(
         if name.startswith("rlhf")
     }
     baseline, champion_dir, champion_version = _baseline(params, logged, reward, mu, q)
-    curve = curves["rlhf_midterm"]
-    kl = float(curve["kl"].tail(max(1, curve.height // 10)).mean())
+    kl = kl_to_reference(logged, policy_dirs["rlhf_midterm"], policy_dirs["sft"], ep.seed)
     rm_validity = reward_model_validity(
         reward, signals_dir, experiments_dir, raw_dir, features_dir, params, tracks
     )
@@ -137,7 +136,7 @@ def run(
             lookup,
             logged.frame["user_id"].to_numpy(),
             logged.frame["track_id"].to_numpy(),
-            q.ravel(),
+            reward.score_frame(logged.frame),  # the logged pairs as the model saw them: point-in-time
             k,
             ep.truth_listeners,
             ep.seed,

@@ -18,7 +18,7 @@ import torch
 from components.featurestore.definitions import TRAIN_FRAME
 from components.featurestore.store import add_request_features
 from components.params import ABParams, Params
-from components.policy.decoding import generate_slates, slot_probabilities
+from components.policy.decoding import generate_slates, kl_per_slot, slot_probabilities
 from components.policy.model import load as load_policy
 from components.reward.composite import with_reward
 from components.reward.examples import held_out_users, split_day
@@ -103,6 +103,18 @@ def policy_numbers(
     return numbers_from_slates(logged, sampler.to_track(drawn.tokens), pi, reward)
 
 
+def kl_to_reference(logged: LoggedSlates, policy_dir: Path, reference_dir: Path, seed: int) -> float:
+    """The policy's mean per-slot KL to ``reference_dir``'s (the imitation policy: what
+    ``register.max_kl`` bounds) on the logged contexts, both at temperature 1."""
+    model, _, vocab = load_policy(policy_dir, device="cpu")
+    reference, _, _ = load_policy(reference_dir, device="cpu")
+    contexts = logged.firsts()
+    prompts = vocab.prompts(
+        contexts.select(vocab.features), right_aligned(contexts["recent_tracks"], vocab.history_length)
+    )
+    return kl_per_slot(model, reference, vocab, prompts, seed)
+
+
 def served_probabilities(
     model, vocab, prompts: np.ndarray, slates: np.ndarray, temperature: float, epsilon: float
 ) -> np.ndarray:
@@ -116,11 +128,30 @@ def served_probabilities(
 def numbers_from_slates(logged: LoggedSlates, own: np.ndarray, pi: np.ndarray, reward: RewardModel) -> dict:
     """Any policy's numbers from its own slates for the logged contexts, ``own`` (n, k), and its
     probabilities of the logged tracks, ``pi`` (n, k): adds ``q_pi``, the reward model's value of
-    its own slots (candidate features as of each logged context's time)."""
+    its own slots (:func:`direct_method_scores`)."""
+    return {"pi": pi, "q_pi": direct_method_scores(logged, own, reward), "slates": own}
+
+
+def logged_q(logged: LoggedSlates, reward: RewardModel) -> np.ndarray:
+    """(n, k) the reward model's value of the logged slots for DR's correction term, scored exactly
+    as every policy's ``q_pi`` is (:func:`direct_method_scores`).
+
+    Why not the training frame's point-in-time scores: DR = q_pi + w (r - q) is unbiased with exact
+    propensities only when both q's are one function. Scored two ways (the frame's features as of
+    each impression, the lookup's as of the log's end) the gap between them is a bias no weight
+    corrects: from the loop's stochastic logs DR missed a round's truth by -9.2 % that way and by
+    +1.1 % scored one way (docs/loop.md)."""
+    return direct_method_scores(logged, logged.slates(), reward)
+
+
+def direct_method_scores(logged: LoggedSlates, slates: np.ndarray, reward: RewardModel) -> np.ndarray:
+    """(n, k) the reward model's score of ``slates[i, j]`` in logged context i: the context's
+    listener and request time, the candidate's features from the feature lookup (the online
+    views: a candidate the listener was never shown has no point-in-time row to read)."""
     contexts = logged.firsts()
     rows = (
         pl.DataFrame(
-            {"session_id": np.repeat(contexts["session_id"].to_numpy(), logged.k), "track_id": own.ravel()}
+            {"session_id": np.repeat(contexts["session_id"].to_numpy(), logged.k), "track_id": slates.ravel()}
         )
         .with_row_index("row")
         .join(contexts.drop("track_id", "artist_id"), on="session_id", how="left")
@@ -131,8 +162,7 @@ def numbers_from_slates(logged: LoggedSlates, own: np.ndarray, pi: np.ndarray, r
     rows = rows.join(reward.lookup.views["track_stats"], on="track_id", how="left")
     rows = rows.join(reward.lookup.views["user_artist"], on=["user_id", "artist_id"], how="left")
     rows = add_request_features(rows, "ts").sort("row")
-    q_pi = reward.score_frame(rows).reshape(logged.n, logged.k)
-    return {"pi": pi, "q_pi": q_pi, "slates": own}
+    return reward.score_frame(rows).reshape(logged.n, logged.k)
 
 
 def deterministic_pi(logged: LoggedSlates, own: np.ndarray) -> np.ndarray:

@@ -106,3 +106,19 @@ def slot_probabilities(
             out[lo : lo + batch_size] = probs.cpu().numpy()
     is_track = vocab.token_to_track(tokens) >= 0
     return np.where(is_track, out, 0.0)
+
+
+def kl_per_slot(
+    model, reference, vocab: ItemVocab, prompts: np.ndarray, seed: int, temperature: float = 1.0
+) -> float:
+    """Mean per-slot KL(model ‖ reference) of the two constrained policies at ``temperature``,
+    estimated on slates ``model`` samples for ``prompts``: mean of log p - log p_ref per slot.
+
+    Per slot, so it reads on the scale of GRPO's own ``kl`` (per token) and ``register.max_kl``.
+    Why measure it rather than read RL's curve: the curve's KL is to the model RL *started* from,
+    which is the imitation policy only when RL starts there (the loop may start a round from the
+    round before's policy, docs/loop.md)."""
+    slates = generate_slates(model, vocab, prompts, sample=True, seed=seed, temperature=temperature)
+    p = slot_probabilities(model, vocab, prompts, slates, temperature=temperature)
+    p_ref = slot_probabilities(reference, vocab, prompts, slates, temperature=temperature)
+    return float(np.mean(np.log(np.maximum(p, 1e-12)) - np.log(np.maximum(p_ref, 1e-12))))

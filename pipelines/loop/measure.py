@@ -24,7 +24,7 @@ import polars as pl
 
 from components.evaluate import ope
 from components.evaluate.gating import slate_guardrails
-from components.evaluate.logged import LoggedSlates, held_out_slates, policy_numbers
+from components.evaluate.logged import LoggedSlates, held_out_slates, logged_q, policy_numbers
 from components.evaluate.truth import _slates, label_ab_logs, reward_model_truth
 from components.featurestore.lookup import FeatureLookup
 from components.params import ABParams, Params
@@ -68,7 +68,7 @@ def off_policy(
     ep = params.evaluate
     numbers = policy_numbers(logged, policy_dir, reward, served_decoding(params), ep.seed)
     r, mu = logged.matrix("reward"), logged.matrix("propensity")
-    q = reward.score_frame(logged.frame).reshape(logged.n, logged.k)
+    q = logged_q(logged, reward)
     estimates = ope.estimate(r, numbers["pi"], mu, q, numbers["q_pi"], ep.max_weight, ep.n_bootstrap, ep.seed)
     return {e.estimator: e for e in estimates}
 

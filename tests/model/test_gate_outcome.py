@@ -51,7 +51,7 @@ def test_the_gate_holds_a_harmful_policy_that_beats_logging_per_slot(
 ):
     from components.evaluate.core import snips_skip_rate
     from components.evaluate.gating import Calibration, gate_decision
-    from components.evaluate.logged import deterministic_pi, held_out_slates, numbers_from_slates
+    from components.evaluate.logged import deterministic_pi, held_out_slates, logged_q, numbers_from_slates
     from components.evaluate.truth import label_ab_logs
     from components.featurestore.lookup import FeatureLookup
     from components.reward.model import RewardModel
@@ -89,7 +89,7 @@ def test_the_gate_holds_a_harmful_policy_that_beats_logging_per_slot(
     reward = RewardModel.load(tiny_reward_model[0]).with_lookup(
         FeatureLookup.from_sources(tiny_features, params.features, tracks)
     )
-    q = reward.score_frame(logged.frame).reshape(logged.n, k)
+    q = logged_q(logged, reward)
     mu = logged.matrix("propensity")
     own = np.tile(harmful.tracks, (logged.n, 1))
     numbers = numbers_from_slates(logged, own, deterministic_pi(logged, own), reward)
