@@ -532,6 +532,12 @@ class LoopParams(Section):
         gt=0, description="listeners in each round's on-policy truth run (the off-policy estimates' target)"
     )
     max_slates: int = Field(gt=0, description="served slates per round for the off-policy estimates")
+    rl_start: Literal["sft", "last"] = Field(
+        description="where each round's RL starts and anchors its KL penalty: 'sft' (every round one "
+        "KL-bounded step from the imitation policy) or 'last' (round r - 1's policy: a trust region "
+        "around the policy whose served slates the reward model has just learned from)"
+    )
+    rl_steps: int = Field(gt=0, description="GRPO steps per round (rlhf_policy's other settings apply)")
 
 
 # --------------------------------------------------------------------------- evaluate / register

@@ -170,6 +170,7 @@ TINY_LOOP = {
     "loop.truth_listeners": 150,
     "loop.max_slates": 300,
     "loop.served_examples": 2000,
+    "loop.rl_steps": 6,
 }
 
 

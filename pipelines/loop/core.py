@@ -36,7 +36,7 @@ import polars as pl
 from components import contract
 from components.evaluate.rounds import ROUNDS_JSON, round_policy_dir
 from components.io import atomic_dir, write_json
-from components.params import Params
+from components.params import LoopParams, Params
 
 ROUND_DONE = "round.json"
 FINGERPRINT = "fingerprint.json"
@@ -174,10 +174,12 @@ def _round(
     if not here.policy.exists():
         clock.start("rlhf_policy")
         rl = rlhf(
-            params,
+            params.model_copy(
+                update={"rlhf_policy": params.rlhf_policy.model_copy(update={"max_steps": lp.rl_steps})}
+            ),
             here.raw,
             here.features,
-            sft_dir,
+            rl_start(lp, sft_dir, prev),
             here.reward,
             here.policy,
             here.raw.parent / "checkpoints",
@@ -188,6 +190,17 @@ def _round(
         clock.stop()
     with clock("measure"):
         return _measured(params, r, prev, here, here, weights, here.raw.parent, progress)
+
+
+def rl_start(lp: LoopParams, sft_dir: Path, prev: RoundDirs) -> Path:
+    """The policy a round's RL starts from, which GRPO also takes as its frozen KL reference.
+
+    ``sft``: every round is one KL-bounded step from what imitation learned of listening, whatever
+    the rounds before did. ``last``: round r - 1's policy — a trust region around the policy whose
+    served slates the round's reward model has just learned from, where that model is most right;
+    the policy may then drift up to one KL budget per round from SFT (the gate still checks the
+    final policy's KL to SFT)."""
+    return sft_dir if lp.rl_start == "sft" else prev.policy
 
 
 class _StepClock:

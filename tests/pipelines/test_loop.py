@@ -18,6 +18,7 @@ LOOP = {
     "loop__truth_listeners": 150,
     "loop__max_slates": 300,
     "loop__served_examples": 2000,
+    "loop__rl_start": "last",
 }
 
 
@@ -70,11 +71,13 @@ def test_two_rounds_serve_log_retrain_and_a_killed_round_resumes(
 
     # inject the failure: RL dies in round 2, after its logs, features, labels and reward model exist
     real_rl = rlhf.run
+    started_from: dict[str, Path] = {}
 
-    def dies_in_round_2(params, raw_dir, *args, **kwargs):
+    def dies_in_round_2(params, raw_dir, features_dir, start_dir, *args, **kwargs):
+        started_from[Path(raw_dir).parent.name] = Path(start_dir)
         if "round_2" in str(raw_dir):
             raise RuntimeError("killed")
-        return real_rl(params, raw_dir, *args, **kwargs)
+        return real_rl(params, raw_dir, features_dir, start_dir, *args, **kwargs)
 
     monkeypatch.setattr(rlhf, "run", dies_in_round_2)
     with pytest.raises(RuntimeError, match="killed"):
@@ -83,6 +86,9 @@ def test_two_rounds_serve_log_retrain_and_a_killed_round_resumes(
     assert (work / "round_2" / "reward").exists() and not (work / "round_2" / "policy").exists()
     assert not out.exists(), "a failed loop must not leave its output as if complete"
     kept = {p: p.stat().st_mtime_ns for p in (work / "round_1" / "round.json", work / "round_2" / "raw")}
+
+    # rl_start "last": each round's RL starts from (and is KL-anchored to) the round before's policy
+    assert started_from == {"round_1": round0, "round_2": work / "round_1" / "policy"}
 
     monkeypatch.setattr(rlhf, "run", real_rl)
     metrics = run(params, start, tiny_signals, tiny_experiments, tiny_sft[0], work, out, progress=False)
