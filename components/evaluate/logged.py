@@ -88,10 +88,7 @@ def policy_numbers(
     policy itself would put in each slot; ``slates``: the slates it serves for these contexts."""
     sample = ab.lm_decoding == "sample"
     model, _, vocab = load_policy(policy_dir, device="cpu" if sample else None)
-    contexts = logged.firsts()
-    prompts = vocab.prompts(
-        contexts.select(vocab.features), right_aligned(contexts["recent_tracks"], vocab.history_length)
-    )
+    prompts = context_prompts(logged, vocab)
     logged_slates = logged.slates()
     if not sample:
         pi = slot_probabilities(model, vocab, prompts, logged_slates, temperature=None)
@@ -108,11 +105,15 @@ def kl_to_reference(logged: LoggedSlates, policy_dir: Path, reference_dir: Path,
     ``register.max_kl`` bounds) on the logged contexts, both at temperature 1."""
     model, _, vocab = load_policy(policy_dir, device="cpu")
     reference, _, _ = load_policy(reference_dir, device="cpu")
+    return kl_per_slot(model, reference, vocab, context_prompts(logged, vocab), seed)
+
+
+def context_prompts(logged: LoggedSlates, vocab) -> np.ndarray:
+    """The policy prompts of the logged contexts (their features and recent plays)."""
     contexts = logged.firsts()
-    prompts = vocab.prompts(
+    return vocab.prompts(
         contexts.select(vocab.features), right_aligned(contexts["recent_tracks"], vocab.history_length)
     )
-    return kl_per_slot(model, reference, vocab, prompts, seed)
 
 
 def served_probabilities(
