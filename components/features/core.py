@@ -151,8 +151,12 @@ def publish(fp: FeaturesParams, out_dir: Path, window_end: datetime) -> None:
         ) from exc
 
 
-def run(params: Params, raw_dir: Path, out_dir: Path) -> dict[str, float]:
-    """Compute sources, apply + materialise the Feast repo, build the training frame."""
+def run(params: Params, raw_dir: Path, out_dir: Path, online: bool = True) -> dict[str, float]:
+    """Compute sources, apply + materialise the Feast repo, build the training frame.
+
+    ``online=False`` skips the online store (materialising the embedded one is a third of the
+    stage): for callers that read only the sources and the training frame — the closed loop's
+    rounds, whose features no service reads (it looks features up from the sources)."""
     fp = params.features
     timings: dict[str, float] = {}
     t = time.perf_counter()
@@ -176,7 +180,7 @@ def run(params: Params, raw_dir: Path, out_dir: Path) -> dict[str, float]:
         store = open_store(repo_config(fp, tmp / "feast", local_registry=True))
         apply(store, feast_objects(tmp / SOURCES_DIR, fp))
         timings["apply"] = time.perf_counter() - t
-        if fp.store == "embedded":  # its online store is a file in the folder
+        if online and fp.store == "embedded":  # its online store is a file in the folder
             t = time.perf_counter()
             materialize(store, window_end, fp)
             timings["materialize"] = time.perf_counter() - t
@@ -192,7 +196,7 @@ def run(params: Params, raw_dir: Path, out_dir: Path) -> dict[str, float]:
         timings["training_frame"] = time.perf_counter() - t
         # the registry must name the sources where they will live once this folder is in place
         apply(store, feast_objects(out_dir / SOURCES_DIR, fp))
-    if fp.store != "embedded":
+    if online and fp.store != "embedded":
         t = time.perf_counter()
         publish(fp, out_dir, window_end)
         timings["materialize"] = time.perf_counter() - t
