@@ -538,6 +538,15 @@ class LoopParams(Section):
         "around the policy whose served slates the reward model has just learned from)"
     )
     rl_steps: int = Field(gt=0, description="GRPO steps per round (rlhf_policy's other settings apply)")
+    rm_warm_start: bool = Field(
+        description="each round's reward model starts from the last round's (its encoder kept: the same "
+        "buckets and vocabulary) instead of from scratch, so a round needs fewer examples"
+    )
+    rm_train_examples: int = Field(
+        gt=0,
+        description="a round's reward-model training impressions from all logs so far (the round's "
+        "reward_model.max_train_examples; served_examples and the library's come on top)",
+    )
 
 
 # --------------------------------------------------------------------------- evaluate / register

@@ -21,7 +21,7 @@ from components.library import LIBRARY_LABELS, Library
 from components.params import Params
 from components.reward import examples as D
 from components.reward.composite import active_weights
-from components.reward.model import EXAMPLE_FILE, Head, RewardModel, build
+from components.reward.model import EXAMPLE_FILE, META_FILE, Head, RewardModel, build
 from components.reward.tokens import Encoder
 from components.reward_model.baseline import fit_predict
 from components.reward_model.metrics import evaluate
@@ -52,9 +52,14 @@ def run(
     signals_dir: Path,
     experiments_dir: Path,
     served: D.ServedExamples | None = None,
+    warm_start: Path | None = None,
 ) -> dict[str, float]:
     """Train the ``variant`` reward model; ``served``: examples to add from a candidate policy's
-    served slates (the closed loop, :mod:`pipelines.loop`)."""
+    served slates (the closed loop, :mod:`pipelines.loop`).
+
+    ``warm_start``: a saved reward model to fine-tune instead of a fresh one — its encoder (the
+    buckets and vocabulary it was fitted with), its weights and its head (the label scale its
+    outputs are in) are kept. The loop's rounds use it: each round's model continues the last's."""
     rp = params.reward_model
     target = getattr(rp.targets, variant)
     weights = active_weights(signals_dir)
@@ -72,24 +77,32 @@ def run(
             split_day=parts.split_day,
         )
     user_f, cand_f = D.feature_lists(params.features)
-    encoder = Encoder.fit(
-        parts.train,
-        user_f,
-        cand_f,
-        tracks,
-        rp.history_length,
-        rp.n_buckets,
-        D.genre_mix_feature(params.features),
+    binary = _binary(parts.test, target)
+    head_kind = "bradley_terry" if rp.objective == "pairwise" else "bce" if binary else "mse"
+    previous = _warm_start(warm_start, head_kind, target) if warm_start is not None else None
+    encoder = (
+        previous.encoder
+        if previous is not None
+        else Encoder.fit(
+            parts.train,
+            user_f,
+            cand_f,
+            tracks,
+            rp.history_length,
+            rp.n_buckets,
+            D.genre_mix_feature(params.features),
+        )
     )
     x_train, x_test = encoder.encode(parts.train), encoder.encode(parts.test)
     y_train = parts.train[target].cast(pl.Float64).to_numpy()
-    binary = _binary(parts.test, target)
-    network = build(encoder, rp.model, rp.seed)
+    network = previous.network if previous is not None else build(encoder, rp.model, rp.seed)
 
     started = time.perf_counter()
     if rp.objective == "pointwise":
         head = (
-            Head("bce", target)
+            previous.head
+            if previous is not None
+            else Head("bce", target)
             if binary
             else Head("mse", target, float(y_train.mean()), float(y_train.std() or 1.0))
         )
@@ -165,6 +178,19 @@ def run(
         "eval/scores_per_second": len(x_test) / score_seconds,
         "train/parameters": sum(p.numel() for p in network.parameters()),
     }
+
+
+def _warm_start(path: Path, head_kind: str, target: str) -> RewardModel:
+    """The saved reward model at ``path``, checked to be the kind of model this run trains."""
+    if not (Path(path) / META_FILE).exists():
+        raise FileNotFoundError(f"reward model warm start: {path} holds no saved reward model ({META_FILE})")
+    previous = RewardModel.load(path, device="cpu")
+    if (previous.head.kind, previous.head.target) != (head_kind, target):
+        raise ValueError(
+            f"reward model warm start: {path} is a {previous.head.kind} model of '{previous.head.target}'; "
+            f"this run trains a {head_kind} model of '{target}'"
+        )
+    return previous
 
 
 def _library_examples(

@@ -10,10 +10,13 @@ policy's logs. Round r (1 .. ``loop.rounds``):
    (:mod:`pipelines.loop.logs`);
 2. **relabel**: the features and label stages' code on the longer logs (the loop's own embedded
    feature store, never the production online store);
-3. **retrain the reward model** on all logs so far, with up to ``loop.served_examples`` examples from
-   the loop's served slates on top of the usual sample (uniformly sampled, they would be a sliver);
-4. **RL again from the SFT reference** against the new reward model (the KL anchor stays the SFT
-   policy; see docs/loop.md for why not from the last policy);
+3. **retrain the reward model** on ``loop.rm_train_examples`` impressions sampled from all logs so
+   far, with up to ``loop.served_examples`` examples from the loop's served slates on top (uniformly
+   sampled, they would be a sliver) — fine-tuning round r - 1's model (``loop.rm_warm_start``) or
+   from scratch;
+4. **RL again** against the new reward model, from ``loop.rl_start``: round r - 1's policy (the
+   default; GRPO's KL anchor moves with it, a trust region per round) or the SFT reference (see
+   docs/loop.md for what each bought);
 5. **measure** (:mod:`pipelines.loop.measure`): the new policy's off-policy estimates from the
    round's served logs against its on-policy truth, the reward model against the truth, diversity.
 
@@ -150,7 +153,7 @@ def _round(
             write_json(here.raw.parent / "served_metrics.json", _serve(params, r, prev, here, progress))
     if not here.features.exists():
         with clock("features"):
-            build_features(_loop_features(params), here.raw, here.features)
+            build_features(_loop_features(params), here.raw, here.features, online=False)
     if not here.labels.exists():
         with clock("label"):
             label(params, here.raw, here.labels)
@@ -158,7 +161,13 @@ def _round(
         clock.start("reward_model")
         served = ServedExamples(tuple(served_policy_id(lp, i) for i in range(1, r + 1)), lp.served_examples)
         rm = train_reward_model(
-            params,
+            params.model_copy(
+                update={
+                    "reward_model": params.reward_model.model_copy(
+                        update={"max_train_examples": lp.rm_train_examples}
+                    )
+                }
+            ),
             here.raw,
             here.features,
             here.labels,
@@ -168,6 +177,7 @@ def _round(
             signals_dir=signals_dir,
             experiments_dir=experiments_dir,
             served=served,
+            warm_start=prev.reward if lp.rm_warm_start else None,
         )
         write_json(here.reward.parent / "reward_model_metrics.json", rm)
         clock.stop()
@@ -342,7 +352,8 @@ def _measured(
 
 def _loop_features(params: Params) -> Params:
     """The features stage's params with the loop's own embedded store: a round's later days must
-    never reach the production online store (Redis / the cluster's) the service reads."""
+    never reach the production online store (Redis / the cluster's) the service reads. (The
+    rounds are built with ``online=False``: nothing reads a round's online store.)"""
     fp = params.features.model_copy(update={"store": "embedded"})
     return params.model_copy(update={"features": fp})
 

@@ -163,3 +163,54 @@ def test_click_variant_learns_the_stream_label(
     assert model.head.kind == "bce" and model.head.target == "streamed"
     p = model.score_frame(pl.read_parquet(tmp_path / "click" / EXAMPLE))
     assert ((p > 0) & (p < 1)).all()
+
+
+def _warm_started(
+    tmp_path, name, warm_start, variant, tiny_raw, tiny_features, tiny_labels, signals, library
+):
+    params = tiny_params(
+        **{k.replace(".", "__"): v for k, v in TINY_REWARD.items()}, reward_model__train__learning_rate=1e-9
+    )
+    return run(
+        params,
+        tiny_raw,
+        tiny_features,
+        tiny_labels,
+        tmp_path / name,
+        variant,
+        progress=False,
+        signals_dir=signals,
+        experiments_dir=library,
+        warm_start=warm_start,
+    )
+
+
+def test_a_warm_start_fine_tunes_the_saved_model_with_its_encoder(
+    tmp_path, tiny_reward_model, tiny_raw, tiny_features, tiny_labels, tiny_signals, tiny_experiments
+):
+    """The loop's rounds fine-tune the last round's reward model. With a vanishing learning rate a
+    warm-started model must score as the saved one does and keep its encoder files; a fresh model
+    trained the same way (random weights) must not."""
+    saved, _ = tiny_reward_model
+    data = (tiny_raw, tiny_features, tiny_labels, tiny_signals, tiny_experiments)
+    _warm_started(tmp_path, "warm", saved, "midterm", *data)
+    _warm_started(tmp_path, "fresh", None, "midterm", *data)
+    rows = pl.read_parquet(saved / EXAMPLE)
+    before = RewardModel.load(saved).score_frame(rows)
+    warm, fresh = (RewardModel.load(tmp_path / n).score_frame(rows) for n in ("warm", "fresh"))
+    np.testing.assert_allclose(warm, before, atol=1e-4)
+    assert np.abs(fresh - before).max() > 1e-2
+    for name in ("encoder.json", "tokenizer.json", "reward_model.json"):  # encoder and head kept
+        assert (tmp_path / "warm" / name).read_bytes() == (saved / name).read_bytes(), name
+
+
+def test_a_warm_start_from_another_kind_of_model_is_refused_by_name(
+    tmp_path, tiny_reward_model, tiny_raw, tiny_features, tiny_labels, tiny_signals, tiny_experiments
+):
+    saved, _ = tiny_reward_model
+    data = (tiny_raw, tiny_features, tiny_labels, tiny_signals, tiny_experiments)
+    with pytest.raises(ValueError, match=rf"{saved}.*mse model of 'reward'.*bce model of 'streamed'"):
+        _warm_started(tmp_path, "click", saved, "click", *data)
+    with pytest.raises(FileNotFoundError, match="holds no saved reward model"):
+        _warm_started(tmp_path, "none", tmp_path / "missing", "midterm", *data)
+    assert not (tmp_path / "click").exists() and not (tmp_path / "none").exists()
