@@ -89,6 +89,10 @@ def test_two_rounds_serve_log_retrain_and_a_killed_round_resumes(
 
     # rl_start "last": each round's RL starts from (and is KL-anchored to) the round before's policy
     assert started_from == {"round_1": round0, "round_2": work / "round_1" / "policy"}
+    # rm_warm_start: each round's reward model fine-tunes the round before's, keeping its encoder
+    encoder = (tiny_reward_model[0] / "encoder.json").read_bytes()
+    assert (work / "round_1" / "reward" / "encoder.json").read_bytes() == encoder
+    assert (work / "round_2" / "reward" / "encoder.json").read_bytes() == encoder
 
     monkeypatch.setattr(rlhf, "run", real_rl)
     metrics = run(params, start, tiny_signals, tiny_experiments, tiny_sft[0], work, out, progress=False)
