@@ -99,13 +99,12 @@ def run(
 
     started = time.perf_counter()
     if rp.objective == "pointwise":
-        head = (
-            previous.head
-            if previous is not None
-            else Head("bce", target)
-            if binary
-            else Head("mse", target, float(y_train.mean()), float(y_train.std() or 1.0))
-        )
+        if previous is not None:  # the saved model's outputs are in its head's units
+            head = previous.head
+        elif binary:
+            head = Head("bce", target)
+        else:
+            head = Head("mse", target, float(y_train.mean()), float(y_train.std() or 1.0))
         y_std = y_train if binary else (y_train - head.mean) / head.std
         y_test = parts.test[target].cast(pl.Float64).to_numpy()
         y_test_std = y_test if binary else (y_test - head.mean) / head.std

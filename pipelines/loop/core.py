@@ -161,13 +161,7 @@ def _round(
         clock.start("reward_model")
         served = ServedExamples(tuple(served_policy_id(lp, i) for i in range(1, r + 1)), lp.served_examples)
         rm = train_reward_model(
-            params.model_copy(
-                update={
-                    "reward_model": params.reward_model.model_copy(
-                        update={"max_train_examples": lp.rm_train_examples}
-                    )
-                }
-            ),
+            _with(params, "reward_model", max_train_examples=lp.rm_train_examples),
             here.raw,
             here.features,
             here.labels,
@@ -184,9 +178,7 @@ def _round(
     if not here.policy.exists():
         clock.start("rlhf_policy")
         rl = rlhf(
-            params.model_copy(
-                update={"rlhf_policy": params.rlhf_policy.model_copy(update={"max_steps": lp.rl_steps})}
-            ),
+            _with(params, "rlhf_policy", max_steps=lp.rl_steps),
             here.raw,
             here.features,
             rl_start(lp, sft_dir, prev),
@@ -354,8 +346,12 @@ def _loop_features(params: Params) -> Params:
     """The features stage's params with the loop's own embedded store: a round's later days must
     never reach the production online store (Redis / the cluster's) the service reads. (The
     rounds are built with ``online=False``: nothing reads a round's online store.)"""
-    fp = params.features.model_copy(update={"store": "embedded"})
-    return params.model_copy(update={"features": fp})
+    return _with(params, "features", store="embedded")
+
+
+def _with(params: Params, section: str, **values) -> Params:
+    """``params`` with some keys of one section replaced (what a round sets of a stage's params)."""
+    return params.model_copy(update={section: getattr(params, section).model_copy(update=values)})
 
 
 CODE = Path(__file__).resolve().parents[2]  # the project: its code is part of what a round is made of
