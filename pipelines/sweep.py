@@ -103,9 +103,10 @@ def repro(ws: Path, target: str | None, progress: bool, label: str) -> bool:
     from tqdm.auto import tqdm
 
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    python = str(Path(sys.executable).absolute())  # run from a relative PATH entry, it is relative
+    env["PATH"] = f"{Path(python).parent}{os.pathsep}{env.get('PATH', '')}"
     env["DVC_NO_ANALYTICS"] = "1"
-    cmd = [sys.executable, "-m", "dvc", "repro", *([target] if target else [])]
+    cmd = [python, "-m", "dvc", "repro", *([target] if target else [])]
     stages = len(yaml.safe_load((ws / "dvc.yaml").read_text())["stages"])
     with (
         open(ws / LOG, "a") as log,

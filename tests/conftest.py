@@ -170,6 +170,7 @@ TINY_LOOP = {
     "loop.truth_listeners": 150,
     "loop.max_slates": 300,
     "loop.served_examples": 2000,
+    "loop.rm_train_examples": 6000,  # as reward_model.max_train_examples above
     "loop.rl_steps": 6,
 }
 

@@ -6,8 +6,10 @@ off-policy by evaluation — so a weight learned on the experiment library means
 when the composite becomes the RL reward and when the gate predicts a challenger's effect.
 
 ``orientation``: +1 if more is meant to be better, -1 if less is (the learned composite's
-weights are non-negative on oriented signals); ``lag``: days after the impression before the
-signal is known; ``scope``: what the signal is an outcome of —
+weights are non-negative on oriented signals); ``horizon``: which of the label horizons
+(:class:`components.reward.signals.Horizons`, set in ``label``) the signal looks ahead over —
+:meth:`Candidate.lag` turns it into the days after the impression before the signal is known;
+``scope``: what the signal is an outcome of —
 
 - ``impression``: this recommendation's own consequence (a stream, a save, the artist's return);
 - ``slate``: the slate around it or what the listener was served before (concentration, repeats);
@@ -26,6 +28,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from components.reward.signals import Horizons
+
 Scope = Literal["impression", "slate", "listener"]
 SCOPES: tuple[Scope, ...] = ("impression", "slate", "listener")  # narrowest first: each widens the one before
 
@@ -35,22 +39,28 @@ class Candidate:
     name: str
     column: str  # the label column (``*_credit`` for user-level outcomes shared by a session)
     orientation: int
-    lag: int
+    horizon: Literal["active", "artist_return"] | None  # None: known on the impression's day
     meaning: str
     scope: Scope = "impression"
 
+    def lag(self, h: Horizons) -> int:
+        """Days after its impression before the signal is known (0: on the day)."""
+        return 0 if self.horizon is None else getattr(h, self.horizon)
+
 
 CANDIDATES: tuple[Candidate, ...] = (
-    Candidate("streamed", "streamed", 1, 0, "played for at least 30 s"),
-    Candidate("saved", "saved", 1, 0, "saved to the library"),
-    Candidate("skipped", "skipped", -1, 0, "started and stopped within 30 s"),
-    Candidate("listen_fraction", "listen_fraction", 1, 0, "share of the track played: listening-time share"),
-    Candidate("discovery", "discovery", 1, 0, "first stream of an artist new to the listener"),
+    Candidate("streamed", "streamed", 1, None, "played for at least 30 s"),
+    Candidate("saved", "saved", 1, None, "saved to the library"),
+    Candidate("skipped", "skipped", -1, None, "started and stopped within 30 s"),
+    Candidate(
+        "listen_fraction", "listen_fraction", 1, None, "share of the track played: listening-time share"
+    ),
+    Candidate("discovery", "discovery", 1, None, "first stream of an artist new to the listener"),
     Candidate(
         "slate_artist_concentration",
         "slate_artist_concentration",
         -1,
-        0,
+        None,
         "share of the slate's other slots from the same artist",
         "slate",
     ),
@@ -58,7 +68,7 @@ CANDIDATES: tuple[Candidate, ...] = (
         "served_repeat_7d",
         "served_repeat_7d",
         -1,
-        0,
+        None,
         "the listener was shown this track in the last 7 days",
         "slate",
     ),
@@ -66,7 +76,7 @@ CANDIDATES: tuple[Candidate, ...] = (
         "active_days_7d",
         "active_days_7d_credit",
         1,
-        7,
+        "active",
         "distinct active days in the next 7 (session credit)",
         "listener",
     ),
@@ -74,7 +84,7 @@ CANDIDATES: tuple[Candidate, ...] = (
         "retained_7d",
         "retained_7d_credit",
         1,
-        7,
+        "active",
         "active in the last 3 days of the next week (credit)",
         "listener",
     ),
@@ -82,7 +92,7 @@ CANDIDATES: tuple[Candidate, ...] = (
         "self_plays_7d",
         "self_plays_7d_credit",
         1,
-        7,
+        "active",
         "organic and search plays per day in the next 7 (credit)",
         "listener",
     ),
@@ -90,21 +100,26 @@ CANDIDATES: tuple[Candidate, ...] = (
         "surrogate_28d",
         "surrogate_active_days_28d_credit",
         1,
-        7,
+        "active",
         "the surrogate index's 28-day active days, from 7-day signals (credit)",
         "listener",
     ),
     Candidate(
-        "artist_return_14d", "artist_return_14d", 1, 14, "the artist played again on >= 2 later days in 14"
+        "artist_return_14d",
+        "artist_return_14d",
+        1,
+        "artist_return",
+        "the artist played again on >= 2 later days in 14",
     ),
     Candidate(
         "discovery_habit_14d",
         "discovery_habit_14d",
         1,
-        14,
+        "artist_return",
         "a discovery whose artist is then played on >= 2 later days in 14",
     ),
 )
 BY_NAME = {c.name: c for c in CANDIDATES}
 FIXED_COMPOSITE = "composite_fixed"  # the hand-set composite, scored beside the candidates
+BY_COLUMN = {c.column: c for c in CANDIDATES}
 COLUMNS = tuple(c.column for c in CANDIDATES)

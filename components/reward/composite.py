@@ -31,6 +31,23 @@ def fixed_weights(w: CompositeWeights, lp: LabelParams) -> dict[str, float]:
     }
 
 
+def composite_lag(weights: dict[str, float], lp: LabelParams) -> int:
+    """Days after an impression before its composite is known: the longest label horizon among
+    the weighted columns. A log's last ``lag`` days hold no composite (censored), so whoever
+    serves a policy to learn from its days (the loop) must let them mature this long."""
+    from components.reward.candidates import BY_COLUMN
+    from components.reward.labels import horizons
+
+    unknown = sorted(c for c, w in weights.items() if w != 0.0 and c not in BY_COLUMN)
+    if unknown:
+        raise EncoreError(
+            f"composite weights name column(s) {unknown} that are no candidate signal's "
+            f"(known: {sorted(BY_COLUMN)}); the signals stage's weights.json is from other code"
+        )
+    h = horizons(lp)
+    return max((BY_COLUMN[c].lag(h) for c, w in weights.items() if w != 0.0), default=0)
+
+
 def composite(weights: dict[str, float]) -> pl.Expr:
     """Sum of weight x column; null when any weighted input is null (censored), never a guessed 0."""
     terms = [w * pl.col(c).cast(pl.Float64) for c, w in weights.items() if w != 0.0]

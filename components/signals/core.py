@@ -28,17 +28,18 @@ from components.errors import EncoreError
 from components.io import atomic_dir, atomic_file
 from components.library import LIBRARY_LABELS, Library
 from components.logs import window
-from components.params import Params
+from components.params import LabelParams, Params
 from components.policy.metrics import COVERAGE_SLATES, slate_shape
 from components.registry.gate import SLATE_GUARDRAILS
 from components.reward.candidates import CANDIDATES, FIXED_COMPOSITE, SCOPES
-from components.reward.composite import WEIGHTS_FILE, composite, fixed_weights
+from components.reward.composite import WEIGHTS_FILE, composite, composite_lag, fixed_weights
 from components.reward.labels import (
     IMPRESSION_COLUMNS,
     LABELS_FILE,
     PLAY_COLUMNS,
     SURROGATE_FILE,
     TRACK_COLUMNS,
+    horizons,
     label_logs,
     with_surrogate,
 )
@@ -79,7 +80,9 @@ def run(
     week = first_week(library, labels, sp.signal_days, fixed)
     arms = arm_table(library, week, signal_days=sp.signal_days, raw_dir=Path(raw_dir), seed=sp.seed)
     treated = arms.filter(~pl.col("is_control")) if arms.height else arms  # no library: no arms
-    card = scorecard(arms, treated, coverage, per_user_sd(week, arms), sp) | {"signal_days": sp.signal_days}
+    card = scorecard(arms, treated, coverage, per_user_sd(week, arms), sp, lp, fixed) | {
+        "signal_days": sp.signal_days
+    }
     weights = choose_weights(treated, fixed, lp.composite.mode, sp)
     with atomic_dir(out_dir) as tmp:
         (tmp / WEIGHTS_FILE).write_text(json.dumps(weights, indent=2, default=float) + "\n")
@@ -301,7 +304,13 @@ def _paired_se(users: pl.DataFrame, arms: pl.DataFrame) -> pl.Series:
 
 
 def scorecard(
-    arms: pl.DataFrame, treated: pl.DataFrame, coverage: dict[str, float], sd: dict[str, float], sp
+    arms: pl.DataFrame,
+    treated: pl.DataFrame,
+    coverage: dict[str, float],
+    sd: dict[str, float],
+    sp,
+    lp: LabelParams,
+    fixed: dict[str, float],
 ) -> dict:
     """Per candidate (+ the fixed composite) and per guardrail: validity, sensitivity, lag, coverage."""
     if treated.height < sp.min_arms:
@@ -312,8 +321,9 @@ def scorecard(
             "note": f"{treated.height} treatment arm(s) in the library; validity needs {sp.min_arms}.",
         }
     rows = {}
+    h = horizons(lp)
     for c in [*CANDIDATES, None]:
-        name, orient, lag = (c.name, c.orientation, c.lag) if c else (FIXED, 1, 14)
+        name, orient, lag = (c.name, c.orientation, c.lag(h)) if c else (FIXED, 1, composite_lag(fixed, lp))
         effect = treated[f"d_{name}"].to_numpy()
         row = {
             "orientation": orient,

@@ -37,6 +37,7 @@ from pathlib import Path
 import polars as pl
 
 from components import contract
+from components.errors import EncoreError
 from components.evaluate.rounds import ROUNDS_JSON, round_policy_dir
 from components.io import atomic_dir, write_json
 from components.params import LoopParams, Params
@@ -86,13 +87,22 @@ def run(
         )
     _reset_if_stale(params, start, sft_dir, work_dir)
     weights = active_weights(signals_dir)
+    days = round_days(params, weights)
+    if rounds_run and days > lp.days_per_round:
+        print(
+            f"loop: the composite's labels are known {days - lp.days_per_round} days after an impression; "
+            f"each round serves {days} days (its first {lp.days_per_round} are learned from and measured, "
+            "the policy stays served while their labels mature)"
+        )
     rows: list[dict] = []
     if rounds_run:
-        rows.append(_measured(params, 0, None, start, start, weights, work_dir / "round_0", progress))
+        rows.append(_measured(params, 0, None, start, start, weights, days, work_dir / "round_0", progress))
     prev = start
     for r in range(1, rounds_run + 1):
         here = RoundDirs.under(work_dir / f"round_{r}")
-        rows.append(_round(params, r, prev, here, signals_dir, experiments_dir, sft_dir, weights, progress))
+        rows.append(
+            _round(params, r, prev, here, signals_dir, experiments_dir, sft_dir, weights, days, progress)
+        )
         prev = here
 
     with atomic_dir(out_dir) as tmp:
@@ -105,6 +115,17 @@ def run(
         if rows:
             _plot(rows, tmp / "loop.png")
     return flat_metrics(rows, rounds_run)
+
+
+def round_days(params: Params, weights: dict[str, float]) -> int:
+    """Days a round serves: ``loop.days_per_round``, plus the days the composite's labels take to
+    mature (:func:`components.reward.composite.composite_lag`). A round learns only from labelled
+    days, and a composite that looks 14 days ahead is censored on every day of a 7-day round; so,
+    as online, the policy stays served until the round's first ``days_per_round`` days are known
+    (the later days' labels mature in the next rounds' logs)."""
+    from components.reward.composite import composite_lag
+
+    return params.loop.days_per_round + composite_lag(weights, params.label)
 
 
 def flat_metrics(rows: list[dict], rounds_run: int) -> dict[str, float]:
@@ -131,9 +152,11 @@ def _round(
     experiments_dir: Path,
     sft_dir: Path,
     weights: dict[str, float],
+    days: int,
     progress: bool,
 ) -> dict:
-    """Round ``r`` from ``prev``'s logs and policy into ``here``, each missing step only."""
+    """Round ``r`` from ``prev``'s logs and policy into ``here``, each missing step only; ``days``:
+    the days it serves (:func:`round_days`)."""
     from components.features.core import run as build_features
     from components.label.core import run as label
     from components.reward.examples import ServedExamples
@@ -150,13 +173,14 @@ def _round(
     if not (here.raw.exists() and here.world.exists()):
         shutil.rmtree(here.raw, ignore_errors=True)  # a half-written pair: serve again
         with clock("serve"):
-            write_json(here.raw.parent / "served_metrics.json", _serve(params, r, prev, here, progress))
+            write_json(here.raw.parent / "served_metrics.json", _serve(params, r, prev, here, days, progress))
     if not here.features.exists():
         with clock("features"):
             build_features(_loop_features(params), here.raw, here.features, online=False)
     if not here.labels.exists():
         with clock("label"):
             label(params, here.raw, here.labels)
+    _require_labelled_days(params, here.labels, weights, days, r)
     if not here.reward.exists():
         clock.start("reward_model")
         served = ServedExamples(tuple(served_policy_id(lp, i) for i in range(1, r + 1)), lp.served_examples)
@@ -191,7 +215,26 @@ def _round(
         write_json(here.policy.parent / "rlhf_metrics.json", rl)
         clock.stop()
     with clock("measure"):
-        return _measured(params, r, prev, here, here, weights, here.raw.parent, progress)
+        return _measured(params, r, prev, here, here, weights, days, here.raw.parent, progress)
+
+
+def _require_labelled_days(
+    params: Params, labels_dir: Path, weights: dict[str, float], days: int, r: int
+) -> None:
+    """Fail before training if the round's ``days`` hold no labelled composite (checked on the
+    labels, not assumed from the horizons): a reward model would learn nothing from them."""
+    from components.reward.labels import LABELS_FILE
+    from pipelines.loop.measure import require_labelled
+
+    columns = ["day", *(c for c, w in weights.items() if w)]
+    labels = pl.read_parquet(labels_dir / LABELS_FILE, columns=columns)
+    served = labels.filter(pl.col("day") > labels["day"].max() - days)
+    require_labelled(
+        served,
+        weights,
+        days - params.loop.days_per_round,
+        f"round {r}: the {days} days it served ({labels_dir})",
+    )
 
 
 def rl_start(lp: LoopParams, sft_dir: Path, prev: RoundDirs) -> Path:
@@ -238,8 +281,10 @@ class _StepClock:
             self.stop()
 
 
-def _serve(params: Params, r: int, prev: RoundDirs, here: RoundDirs, progress: bool) -> dict[str, float]:
-    """Round ``r``'s days: round r - 1's policy to the treatment arm, logging to control."""
+def _serve(
+    params: Params, r: int, prev: RoundDirs, here: RoundDirs, days: int, progress: bool
+) -> dict[str, float]:
+    """Round ``r``'s ``days``: round r - 1's policy to the treatment arm, logging to control."""
     from components.featurestore.lookup import FeatureLookup
     from components.policy.model import load as load_policy
     from components.sampler.served import ServedPolicy
@@ -262,13 +307,13 @@ def _serve(params: Params, r: int, prev: RoundDirs, here: RoundDirs, progress: b
         counts = continue_logs(
             world,
             day,
-            lp.days_per_round,
+            days,
             ExperimentPolicy(control, treatment, treated),
             prev.raw,
             raw_tmp,
             progress,
         )
-        save_world(world, world_tmp, day + lp.days_per_round)
+        save_world(world, world_tmp, day + days)
     return {
         "served/impressions": float(counts["impressions"]),
         "served/treatment_share": float(treated.mean()),
@@ -282,6 +327,7 @@ def _measured(
     logs: RoundDirs,
     here: RoundDirs,
     weights: dict[str, float],
+    days: int,
     round_dir: Path,
     progress: bool,
 ) -> dict:
@@ -323,13 +369,20 @@ def _measured(
     start_lookup = FeatureLookup.from_sources(start_features, params.features, tracks)
     model, _, vocab = load_policy(here.policy, device="cpu")
     served = ServedPolicy(model, vocab, start_lookup, 1, lp.seed + 1000 + r, lp.temperature, lp.epsilon)
-    truth = M.on_policy_truth(params, start_world, served, start_raw, start_labels, tracks, weights, progress)
+    truth = M.on_policy_truth(
+        params, start_world, served, start_raw, start_labels, tracks, weights, days, progress
+    )
     row |= {f"truth/{k}": v for k, v in truth.items()}
     row |= {
         f"reward_model/{k}": v
         for k, v in M.reward_model_agreement(params, reward, here.world, lookup, logged).items()
     }
     row["ope/slates"] = float(logged.n)
+    if r and not logged.n:
+        raise EncoreError(
+            f"round {r}: none of the held-out listeners' served slates is fully labelled in {logs.labels}: "
+            "nothing to estimate the policy from (raise loop.max_slates or loop.treatment_share)"
+        )
     if logged.n:
         estimates = M.off_policy(params, logged, here.policy, reward)
         row |= M.estimate_errors(estimates, truth["value_per_slot"], logged.n * logged.k)

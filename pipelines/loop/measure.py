@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from components.errors import EncoreError
 from components.evaluate import ope
 from components.evaluate.gating import slate_guardrails
 from components.evaluate.logged import LoggedSlates, held_out_slates, logged_q, policy_numbers
@@ -81,11 +82,13 @@ def on_policy_truth(
     labels_dir: Path,
     tracks: pl.DataFrame,
     weights: dict[str, float],
+    days: int,
     progress: bool = True,
 ) -> dict[str, float]:
-    """``policy`` served for ``loop.days_per_round`` days from the world in ``world_dir`` to
-    ``loop.truth_listeners`` listeners: its true value per slot (the composite of its labelled
-    logs), the true long-term value of what it served, diversity and distinct artists.
+    """``policy`` served for ``days`` days (a round's: :func:`pipelines.loop.core.round_days`) from
+    the world in ``world_dir`` to ``loop.truth_listeners`` listeners: its true value per slot (the
+    composite of its labelled logs: the days whose labels mature within the run, as in the round's
+    own logs), the true long-term value of what it served, diversity and distinct artists.
 
     ``raw_dir``/``labels_dir``: the logs up to ``world_dir``'s day (history and surrogate)."""
     from components.world import load_world, run_ab
@@ -98,7 +101,7 @@ def on_policy_truth(
     result = run_ab(
         world,
         {"policy": policy},
-        lp.days_per_round,
+        days,
         truth_seed,
         next_day,
         lp.truth_listeners,
@@ -107,7 +110,8 @@ def on_policy_truth(
         True,
     )
     imp = result.impressions["policy"]
-    labels = label_ab_logs(result, "policy", raw_dir, tracks, params, labels_dir, n_days=lp.days_per_round)
+    labels = label_ab_logs(result, "policy", raw_dir, tracks, params, labels_dir, n_days=days)
+    require_labelled(labels, weights, days - lp.days_per_round, "the on-policy truth run's logs")
     reward = with_reward(labels, weights)["reward"].drop_nulls()
     dyn, cat, pop = world.params.dynamics, world.catalogue, world.population
     long_term = true_long_term_value(
@@ -120,7 +124,7 @@ def on_policy_truth(
     )
     shape = slate_guardrails(_slates(imp), float(imp["skipped"].mean()), tracks)
     return {
-        "value_per_slot": float(reward.mean()) if len(reward) else float("nan"),
+        "value_per_slot": float(reward.mean()),
         "long_term_value_per_slot": float(long_term.mean()),
         "labelled_slots": float(len(reward)),
         "distinct_artists": float(result.outcomes["policy"]["distinct_artists"].mean()),
@@ -129,6 +133,23 @@ def on_policy_truth(
         "artist_concentration": shape["artist_concentration"],
         "catalogue_coverage": imp["track_id"].n_unique() / tracks.height,
     }
+
+
+def require_labelled(labels: pl.DataFrame, weights: dict[str, float], lag: int, what: str) -> None:
+    """Raise unless some row of ``labels`` has its composite reward. A round learns from and is
+    measured on labelled days only; with none it would train on no served example and report a NaN
+    truth — silently. ``lag``: the days the composite's labels take to mature."""
+    if labels.height and with_reward(labels, weights)["reward"].null_count() < labels.height:
+        return
+    nulls = ", ".join(
+        f"{c} null on {labels[c].null_count():,}" for c, w in weights.items() if w and c in labels.columns
+    )
+    raise EncoreError(
+        f"{what}: none of its {labels.height:,} impressions has the composite reward ({nulls}); the "
+        f"composite's labels are known {lag} days after an impression and the round's days are too "
+        "recent. A round must serve its days plus that lag (pipelines.loop.core.round_days), or the "
+        "composite must use shorter-horizon signals (signals.composite_scope, label.composite)."
+    )
 
 
 def reward_model_agreement(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -133,6 +134,92 @@ def test_two_rounds_serve_log_retrain_and_a_killed_round_resumes(
         assert 0 < row["ope/iips_ess_share"] <= 1
         assert -1 <= row["reward_model/random/spearman"] <= 1
         assert row["train/served_examples"] > 0
+
+
+@pytest.fixture
+def lagged_signals(tmp_path, tiny_signals, params) -> Path:
+    """The tiny world's signals output with the hand-set composite active (as in a world where
+    the learned one predicts no better than 'no effect'): its labels look up to 14 days ahead."""
+    from components.reward.composite import WEIGHTS_FILE, fixed_weights
+
+    out = tmp_path / "lagged_signals"
+    shutil.copytree(tiny_signals, out)
+    weights = json.loads((out / WEIGHTS_FILE).read_text())
+    weights["active"] = {
+        "source": "fixed",
+        "columns": fixed_weights(params.label.composite.fixed, params.label),
+        "why": "a test: the composite whose labels mature after a round's days",
+    }
+    (out / WEIGHTS_FILE).write_text(json.dumps(weights))
+    return out
+
+
+@pytest.fixture
+def start(tiny_logs, tiny_features, tiny_labels, tiny_reward_model, round0):
+    """Round 0's dirs: the tiny world's logs, features, labels, reward model and RL policy."""
+    return _start(tiny_logs, tiny_features, tiny_labels, tiny_reward_model, round0)
+
+
+def test_a_round_learns_from_a_composite_whose_labels_mature_after_its_days(
+    tmp_path, monkeypatch, start, tiny_logs, tiny_experiments, tiny_sft, lagged_signals
+):
+    """A 3-day round of a composite that looks 14 days ahead: the round serves 3 + 14 days, its
+    first 3 are labelled, the truth is a number and the reward model learns from served slates
+    (the long-tail world's loop once had none: NaN truth, no served example, no error)."""
+    import components.rlhf_policy.core as rlhf
+    from components.reward.composite import active_weights, composite_lag
+    from pipelines.loop.core import run
+
+    params = tiny_policy_params(**(LOOP | {"loop__rounds": 1}))
+    lag = composite_lag(active_weights(lagged_signals), params.label)
+    assert lag > params.loop.days_per_round  # every day of a plain round would be censored
+
+    def stop(*args, **kwargs):
+        raise RuntimeError("stopped after the reward model")
+
+    monkeypatch.setattr(rlhf, "run", stop)
+    work = tmp_path / "work"
+    with pytest.raises(RuntimeError, match="stopped after the reward model"):
+        run(
+            params,
+            start,
+            lagged_signals,
+            tiny_experiments,
+            tiny_sft[0],
+            work,
+            tmp_path / "out",
+            progress=False,
+        )
+
+    original_days = contract.read_manifest(tiny_logs[0])["days"]
+    served_days = params.loop.days_per_round + lag
+    assert contract.read_manifest(work / "round_1" / "raw")["days"] == original_days + served_days
+    truth = json.loads((work / "round_0" / "round.json").read_text())
+    assert truth["truth/labelled_slots"] > 0 and np.isfinite(truth["truth/value_per_slot"])
+    rm = json.loads((work / "round_1" / "reward_model_metrics.json").read_text())
+    assert rm["train/served_examples"] > 0
+
+
+def test_a_round_whose_served_days_are_all_censored_fails_before_training(
+    tmp_path, monkeypatch, start, tiny_experiments, tiny_sft, lagged_signals
+):
+    """Inject the defect: the round serves only ``days_per_round`` days of a 14-day composite. The
+    loop must stop after labelling, naming the censored columns — not train on nothing."""
+    import pipelines.loop.core as core
+    from components.errors import EncoreError
+
+    params = tiny_policy_params(**(LOOP | {"loop__rounds": 1}))
+    work, out = tmp_path / "work", tmp_path / "out"
+    monkeypatch.setattr(core, "round_days", lambda params, weights: params.loop.days_per_round)
+    core._reset_if_stale(params, start, tiny_sft[0], work)
+    (work / "round_0").mkdir()
+    (work / "round_0" / "round.json").write_text(json.dumps({"round": 0}))  # measured: skip to round 1
+
+    with pytest.raises(EncoreError, match=r"round 1: the 3 days it served .* artist_return_14d null on"):
+        core.run(params, start, lagged_signals, tiny_experiments, tiny_sft[0], work, out, progress=False)
+    assert (work / "round_1" / "labels").exists()
+    assert not (work / "round_1" / "reward").exists(), "a reward model was trained on censored days"
+    assert not out.exists()
 
 
 def test_rounds_made_from_other_params_are_not_resumed(

@@ -13,6 +13,7 @@ import polars as pl
 import pytest
 
 from components.reward.candidates import CANDIDATES, FIXED_COMPOSITE
+from components.reward.composite import fixed_weights
 from components.reward.validity import learn_composite, single_signal_loo, validity
 from components.signals.core import GUARDRAILS, choose_weights, scorecard
 from tests.conftest import tiny_params
@@ -46,7 +47,9 @@ def planted() -> pl.DataFrame:
 
 
 def test_validity_ranks_the_valid_signal_first_and_the_anti_correlated_last(planted):
-    card = scorecard(planted, planted, coverage={}, sd={}, sp=tiny_params().signals)
+    p = tiny_params()
+    fixed = fixed_weights(p.label.composite.fixed, p.label)
+    card = scorecard(planted, planted, coverage={}, sd={}, sp=p.signals, lp=p.label, fixed=fixed)
     ranked = sorted(card["signals"], key=lambda n: -card["signals"][n]["active_days/pearson"])
     assert ranked[0] == "streamed" and ranked[-1] == "saved"
     assert card["signals"]["streamed"]["active_days/pearson"] > 0.95
@@ -129,3 +132,20 @@ def test_the_composite_scope_keeps_listener_outcomes_out_of_the_per_slot_reward(
     assert "active_days_7d" not in narrow["learned"]["candidates"]
     assert narrow["loo_rmse"]["active_days_7d"] < narrow["loo_rmse"]["saved"]  # reported, not used
     assert narrow["vs_best_single"]["signal"] in narrow["learned"]["candidates"]
+
+
+def test_a_composites_lag_is_its_longest_weighted_label_horizon_as_the_label_params_set_it():
+    """The loop serves a round this many days longer (its days must mature before it learns)."""
+    from components.errors import EncoreError
+    from components.reward.composite import composite_lag
+
+    lp = tiny_params().label
+    fixed = fixed_weights(lp.composite.fixed, lp)
+    assert composite_lag({"saved": 1.0, "skipped": -0.1, "discovery": 0.5}, lp) == 0
+    assert composite_lag({"saved": 1.0, "active_days_7d_credit": 0.1}, lp) == lp.active_horizon_days
+    assert composite_lag(fixed, lp) == lp.artist_return_horizon_days
+    longer = lp.model_copy(update={"artist_return_horizon_days": 21})
+    assert composite_lag(fixed, longer) == 21
+    assert composite_lag(fixed | {"artist_return_14d": 0.0}, lp) == lp.active_horizon_days  # unweighted
+    with pytest.raises(EncoreError, match="no_such_signal"):
+        composite_lag({"saved": 1.0, "no_such_signal": 1.0}, lp)
