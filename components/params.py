@@ -501,7 +501,9 @@ class LoopParams(Section):
         description="closed-loop rounds after the first RL policy (round 0): each serves the current "
         "policy, logs, relabels, retrains the reward model and runs RL again; 0 = no loop",
     )
-    days_per_round: int = Field(gt=0, description="days the world runs with the policy served, per round")
+    days_per_round: int = Field(
+        gt=0, description="days a round learns from; the world serves them plus the composite's label lag"
+    )
     treatment_share: float = Field(
         gt=0, lt=1, description="share of listeners served the current policy (the rest: the logging policy)"
     )
