@@ -381,7 +381,8 @@ def _measured(
     if r and not logged.n:
         raise EncoreError(
             f"round {r}: none of the held-out listeners' served slates is fully labelled in {logs.labels}: "
-            "nothing to estimate the policy from (raise loop.max_slates or loop.treatment_share)"
+            "nothing to estimate the policy from (too few held-out listeners in the treatment arm: "
+            "loop.treatment_share; or its served days' labels are censored)"
         )
     if logged.n:
         estimates = M.off_policy(params, logged, here.policy, reward)
