@@ -24,7 +24,7 @@ export DO_NOT_TRACK := true
 export DVC_NO_ANALYTICS := 1
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: help install deploy-tools repro robustness test test-fast lint lint-deploy compile check-compiled bench bench-serve serve clean
+.PHONY: help install deploy-tools repro robustness test test-extended test-fast lint lint-deploy compile check-compiled bench bench-serve serve clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -64,8 +64,11 @@ robustness: install  ## the whole DAG on every world and seed of params.yaml: ro
 	$(BIN)/python -m pipelines.sweep
 	@echo "The table: robustness/robustness.md (figure robustness/robustness.png); each run: robustness/runs/<world>-s<seed>/"
 
-test: install deploy-tools lint  ## lint, then the whole test suite, end-to-end runs on tiny data included
-	$(BIN)/python -m pytest
+test: install deploy-tools lint  ## lint, then the test suite with one real end-to-end `dvc repro` on tiny data
+	$(BIN)/python -m pytest -m "not extended"
+
+test-extended: install deploy-tools  ## the other end-to-end runs (KFP under kfp.local, a user's logs, the suite, RL killed); CI runs them after make test
+	$(BIN)/python -m pytest -m extended
 
 test-fast: install deploy-tools lint  ## lint, then the tests without the end-to-end runs
 	$(BIN)/python -m pytest -m "not slow"

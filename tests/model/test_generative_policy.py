@@ -170,6 +170,7 @@ def _weights(path: Path) -> dict:
 
 
 @pytest.mark.slow
+@pytest.mark.extended
 def test_rl_logs_reward_kl_entropy_diversity_truth_and_resumes_after_a_kill(
     tmp_path, tiny_logs, tiny_features, tiny_sft, tiny_reward_model
 ):

@@ -1,5 +1,6 @@
 """End-to-end on tiny data: the KFP pipeline under kfp.local, `dvc repro` (twice), and `dvc repro`
-on a user's logs with no world."""
+on a user's logs with no world. `make test` runs the `dvc repro` one (the whole DAG, as a user
+runs it); the other two are `extended` (`make test-extended`, which CI runs after `make test`)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from tests.pipelines.helpers import tiny_params_dict, write_tiny_params
 pytestmark = pytest.mark.slow
 
 
+@pytest.mark.extended
 def test_kfp_local_run_covers_the_dag(tmp_path, monkeypatch):
     from kfp import local
 
@@ -229,6 +231,7 @@ def test_dvc_repro_runs_the_dag_then_is_a_no_op(tmp_path):
     assert not any(key.startswith(("ab/", "truth/", "ope_error/")) for key in flat)
 
 
+@pytest.mark.extended
 def test_dvc_repro_on_a_users_logs_without_a_world_runs_through_register(tmp_path):
     """A user with their own logs: four contract tables in a folder, no world, no experiments
     table. The whole DAG runs through register; everything that needs the truth switches off

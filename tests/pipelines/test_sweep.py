@@ -14,7 +14,7 @@ import yaml
 from tests.conftest import REPO
 from tests.pipelines.helpers import tiny_params_dict
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.extended]
 
 
 def _sweep(params_path, out_dir, *args: str) -> subprocess.CompletedProcess:
