@@ -179,16 +179,28 @@ class ABParams(Section):
     confidence: float = Field(
         gt=0, lt=1, description="confidence level of every interval the A/B test reports"
     )
-    lm_decoding: Literal["greedy", "sample"] = Field(
+    lm_decoding: Literal["greedy", "sample", "rank"] = Field(
         description="how generative policies pick slates in the A/B test and the off-policy estimates: "
-        "greedy (argmax), or sample = through the policy service's own sampler (lm_temperature, lm_epsilon)"
+        "greedy (argmax), sample = through the policy service's own sampler (lm_temperature, lm_epsilon), "
+        "or rank = generate-then-rank: rank_draws sampled slates ranked by the reward model the policy "
+        "was trained against (its ranker/ folder; a policy without one, e.g. SFT, is served greedy)"
     )
-    lm_temperature: float = Field(gt=0, description="sampling temperature when lm_decoding is 'sample'")
+    lm_temperature: float = Field(
+        gt=0, description="sampling temperature when lm_decoding is 'sample' or 'rank'"
+    )
+    rank_draws: int = Field(
+        ge=1, description="lm_decoding 'rank': slates sampled per request, whose distinct tracks are ranked"
+    )
+    rank_propensity_draws: int = Field(
+        ge=1,
+        description="lm_decoding 'rank': candidate sets drawn per context for the Monte-Carlo "
+        "probabilities of a ranked slot (off-policy estimates; the served set counts as one more)",
+    )
     lm_epsilon: float = Field(
         ge=0,
         lt=1,
-        description="lm_decoding 'sample': per slot, a uniform draw among the allowed tracks with this "
-        "probability (the service's serve.epsilon)",
+        description="lm_decoding 'sample' or 'rank': per slot, a uniform draw among the allowed tracks "
+        "with this probability (the service's serve.epsilon)",
     )
 
 

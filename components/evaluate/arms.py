@@ -7,14 +7,29 @@ from pathlib import Path
 from components.featurestore.lookup import FeatureLookup
 from components.params import ABParams
 from components.policy.generative import GenerativePolicy
+from components.policy.model import RANKER_DIR
+
+
+def ranks(policy_dir: Path, ab: ABParams) -> bool:
+    """Is ``policy_dir`` served generate-then-rank? Under ``ab.lm_decoding: rank``, a policy that
+    carries the reward model it was trained against (RL policies); SFT has none and serves greedy."""
+    return ab.lm_decoding == "rank" and (Path(policy_dir) / RANKER_DIR).is_dir()
 
 
 def policy_arm(policy_dir: Path, lookup: FeatureLookup, ab: ABParams, policy_id: int, seed: int):
     """Greedy: the policy's argmax slates. Sample: the policy service's own sampler (temperature
-    ``ab.lm_temperature``, ε-uniform exploration ``ab.lm_epsilon``), on the CPU as the service runs."""
+    ``ab.lm_temperature``, ε-uniform exploration ``ab.lm_epsilon``), on the CPU as the service runs.
+    Rank: ``ab.rank_draws`` slates from that sampler, ranked by the policy's own reward model."""
     from components.policy.model import load as load_policy
-    from components.sampler.served import ServedPolicy
+    from components.reward.model import RewardModel
+    from components.sampler.served import RankedPolicy, ServedPolicy
 
+    if ranks(policy_dir, ab):
+        model, _, vocab = load_policy(policy_dir, device="cpu")
+        ranker = RewardModel.load(Path(policy_dir) / RANKER_DIR, device="cpu").with_lookup(lookup)
+        return RankedPolicy(
+            model, vocab, lookup, ranker, policy_id, seed, ab.rank_draws, ab.lm_temperature, ab.lm_epsilon
+        )
     if ab.lm_decoding == "sample":
         model, _, vocab = load_policy(policy_dir, device="cpu")
         return ServedPolicy(model, vocab, lookup, policy_id, seed, ab.lm_temperature, ab.lm_epsilon)

@@ -15,16 +15,20 @@ import numpy as np
 import polars as pl
 import torch
 
+from components.evaluate.arms import ranks
 from components.featurestore.definitions import TRAIN_FRAME
 from components.featurestore.store import add_request_features
 from components.params import ABParams, Params
 from components.policy.decoding import generate_slates, kl_per_slot, slot_probabilities
+from components.policy.model import RANKER_DIR
 from components.policy.model import load as load_policy
 from components.reward.composite import with_reward
 from components.reward.examples import held_out_users, split_day
 from components.reward.labels import LABELS_FILE
 from components.reward.model import RewardModel
+from components.sampler.ranked import rank_slates, ranked_probabilities
 from components.sampler.sampling import Sampler, allowed_counts
+from components.sampler.served import history_scorer
 from components.sequences import right_aligned
 
 
@@ -86,6 +90,8 @@ def policy_numbers(
     is served (``ab.lm_decoding``: greedy, or the service's sampler with ``lm_temperature`` and
     ε-uniform exploration ``lm_epsilon``); ``q_pi`` (n, k): the reward model's value of what the
     policy itself would put in each slot; ``slates``: the slates it serves for these contexts."""
+    if ranks(policy_dir, ab):
+        return ranked_numbers(logged, policy_dir, reward, ab, seed)
     sample = ab.lm_decoding == "sample"
     model, _, vocab = load_policy(policy_dir, device="cpu" if sample else None)
     prompts = context_prompts(logged, vocab)
@@ -98,6 +104,40 @@ def policy_numbers(
     sampler = Sampler.of(model, vocab)
     drawn = sampler.sample(prompts, ab.lm_temperature, ab.lm_epsilon, torch.Generator().manual_seed(seed))
     return numbers_from_slates(logged, sampler.to_track(drawn.tokens), pi, reward)
+
+
+def ranked_numbers(
+    logged: LoggedSlates, policy_dir: Path, reward: RewardModel, ab: ABParams, seed: int
+) -> dict[str, np.ndarray]:
+    """:func:`policy_numbers` of a policy served generate-then-rank: ``pi`` is the Monte-Carlo
+    probability of each logged track given the logged prefix (``ab.rank_propensity_draws``
+    candidate sets per context, :func:`~components.sampler.ranked.ranked_probabilities`), ``own``
+    one ranked slate per context; the ranker scores with each context's listener and recent plays."""
+    model, _, vocab = load_policy(policy_dir, device="cpu")
+    ranker = RewardModel.load(Path(policy_dir) / RANKER_DIR, device="cpu").with_lookup(reward.lookup)
+    contexts = logged.firsts()
+    prompts = context_prompts(logged, vocab)
+    score = history_scorer(
+        ranker, contexts["user_id"].to_numpy(), right_aligned(contexts["recent_tracks"], vocab.history_length)
+    )
+    sampler = Sampler.of(model, vocab)
+    generator = torch.Generator().manual_seed(seed)
+    own = rank_slates(
+        sampler, prompts, score, ab.rank_draws, ab.lm_temperature, ab.lm_epsilon, generator
+    ).tokens
+    pi = ranked_probabilities(
+        sampler,
+        prompts,
+        score,
+        logged.slates(),
+        allowed_counts(vocab, prompts),
+        ab.rank_draws,
+        ab.lm_temperature,
+        ab.lm_epsilon,
+        ab.rank_propensity_draws,
+        generator,
+    )
+    return numbers_from_slates(logged, sampler.to_track(own), pi, reward)
 
 
 def kl_to_reference(logged: LoggedSlates, policy_dir: Path, reference_dir: Path, seed: int) -> float:

@@ -178,7 +178,9 @@ def render_html(tables: dict, curves: dict[str, pl.DataFrame]) -> str:
             for r in tables["truth"]["ab"]
         ]
         sections.append(
-            "<h2>Simulated A/B test</h2>" + _table(ab_rows, ["arm", "metric", "mean", "low", "high"])
+            "<h2>Simulated A/B test</h2>"
+            + f"<p>Learned policies served {tables['truth'].get('decoding', 'greedy')}.</p>"
+            + _table(ab_rows, ["arm", "metric", "mean", "low", "high"])
         )
     if (tables.get("loop") or {}).get("rounds"):
         sections.append(
@@ -295,7 +297,14 @@ def render_markdown(tables: dict) -> str:
             f"{tv.get(p, float('nan')):.4f} |"
         )
     if tables["truth"]:
-        lines += ["", "| arm | true active days (95% CI) |", "|---|---|"]
+        decoding = tables["truth"].get("decoding", "greedy")
+        lines += [
+            "",
+            f"Learned policies served {decoding}.",
+            "",
+            "| arm | true active days (95% CI) |",
+            "|---|---|",
+        ]
         for r in tables["truth"]["ab"]:
             if r["metric"] == "active_days":
                 lines.append(f"| {arm_name(r['arm'])} | {r['mean']:.2f} [{r['low']:.2f}, {r['high']:.2f}] |")

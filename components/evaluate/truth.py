@@ -75,6 +75,7 @@ def simulated_truth(
         "plan_active_days": _plan_from_truth(result, params.evaluate.power),
         "users_per_arm": result.outcomes["logging"].height,
         "days": ab.horizon_days,
+        "decoding": served_as(ab),
         "daily_active": {arm: v.tolist() for arm, v in result.daily_active.items()},
         "oracle_guardrails": slate_guardrails(*oracle_slates, tracks) if oracle_slates else {},
         "catalogue_coverage": {
@@ -251,3 +252,15 @@ def _rank_agreement(name: str, score: np.ndarray, truth: np.ndarray) -> dict[str
         f"{name}/spearman": pooled,
         f"{name}/spearman_within": float(within.mean()) if ranked.any() else float("nan"),
     }
+
+
+def served_as(ab) -> str:
+    """How the learned policies were served in the A/B test, in words (the report's caption)."""
+    if ab.lm_decoding == "rank":
+        return (
+            f"generate-then-rank: {ab.rank_draws} slates sampled at T {ab.lm_temperature:g}, ranked by the "
+            f"policy's own reward model, ε {ab.lm_epsilon:g} (SFT, with no reward model, greedy)"
+        )
+    if ab.lm_decoding == "sample":
+        return f"sampled by the service's sampler at T {ab.lm_temperature:g}, ε {ab.lm_epsilon:g}"
+    return "greedy (each policy's argmax slate)"

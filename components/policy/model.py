@@ -4,7 +4,10 @@ Default: a small GPT-2 built from config. With ``base_model`` a local Hugging Fa
 checkpoint is loaded instead and its embeddings are extended with the item and prompt tokens.
 
 A saved policy (SFT or RL) is one folder: the model (``save_pretrained``), its tokenizer,
-``item_vocab.json`` and the training ``curve.csv``; :func:`load` reads it back.
+``item_vocab.json`` and the training ``curve.csv``; :func:`load` reads it back. An RL policy
+also carries the reward model it was trained against in ``ranker/``: serving it
+generate-then-rank (``ab.lm_decoding: rank``) ranks its samples with that model, so a registered
+policy brings its ranker along.
 """
 
 from __future__ import annotations
@@ -63,6 +66,7 @@ def build(vocab: ItemVocab, mp: CausalLMParams, base_model: str, seed: int):
     return model, tokenizer
 
 
+RANKER_DIR = "ranker"  # an RL policy's reward model, copied in at save: what ranks its samples
 CURVE_CSV = "curve.csv"  # the training curve saved beside every policy (DVC plots, the report)
 
 

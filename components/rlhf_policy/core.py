@@ -12,12 +12,14 @@ seed, lands on the same weights as an uninterrupted run.
 
 Outputs (``out_dir``): the policy (``save_pretrained``), tokenizer, item vocabulary,
 ``curve.csv`` (per step: reward, KL, entropy, slate diversity, and — in simulation — the
-true long-term value of the slates), ``curve.png`` (reward and KL; proxy vs true against KL).
+true long-term value of the slates), ``curve.png`` (reward and KL; proxy vs true against KL),
+``ranker/``: a copy of the reward model it was trained against (generate-then-rank serving).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -30,7 +32,7 @@ from components.featurestore.lookup import FeatureLookup
 from components.io import atomic_dir
 from components.params import Params
 from components.policy.decoding import generation_kwargs
-from components.policy.model import CURVE_CSV
+from components.policy.model import CURVE_CSV, RANKER_DIR
 from components.policy.model import load as load_policy
 from components.reward.model import RewardModel
 from components.rlhf_policy.rewards import SlateReward
@@ -176,6 +178,7 @@ def run(
     with atomic_dir(out_dir) as tmp:
         trainer.save_model(str(tmp))
         vocab.save(tmp)
+        shutil.copytree(reward_dir, tmp / RANKER_DIR)
         curve.write_csv(tmp / CURVE_CSV)
         _plot(curve, tmp / "curve.png")
     _clear_checkpoints(checkpoint_dir)

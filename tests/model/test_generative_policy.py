@@ -21,22 +21,6 @@ from components.sft_policy.core import run as sft_run
 from tests.conftest import REPO, tiny_policy_params
 
 
-@pytest.fixture(scope="module")
-def policy(tiny_sft):
-    return load(tiny_sft[0])
-
-
-@pytest.fixture(scope="module")
-def prompts(policy, tiny_raw):
-    _, _, vocab = policy
-    rng = np.random.default_rng(0)
-    tracks = contract.read(tiny_raw, "tracks", ["track_id"])["track_id"].to_numpy()
-    histories = rng.choice(tracks, size=(400, vocab.history_length))
-    histories[:50, :12] = -1  # short histories too
-    features = pl.DataFrame({f: rng.integers(0, 30, 400) for f in vocab.features})
-    return vocab.prompts(features, histories), histories, tracks
-
-
 def test_sft_writes_a_loadable_policy_and_reports_it_beside_the_popularity_baseline(tiny_sft):
     """The name used to say 'beats popularity', which nothing compared: on the tiny world SFT
     ties it (Recall@10 0.158 vs 0.159). Whether it beats it is a default-run number

@@ -16,6 +16,8 @@ import pytest
 import yaml
 
 from components.params import RUNTIME_SECTIONS
+from components.policy.model import RANKER_DIR
+from components.reward.model import RewardModel
 from components.world import has_truth
 from pipelines.sweep import project_files
 from tests.conftest import REPO
@@ -167,6 +169,14 @@ def test_dvc_repro_runs_the_dag_then_is_a_no_op(tmp_path):
     assert loop["loop/rounds"] == 1 and "loop/round_1/ope/dr" in loop
     assert "ab/rlhf_midterm_round_0/active_days" in evaluated and "ab/rlhf_midterm/active_days" in evaluated
     assert "Closed loop (1 rounds" in (ws / "reports" / "evaluation" / "summary.md").read_text()
+    # every RL policy carries the reward model it was trained against: its ranker when served
+    # generate-then-rank (ab.lm_decoding: rank), registered along with it
+    for policy, reward in (("policy", "reward"), ("policy_click", "reward_click")):
+        ranker = ws / "models" / policy / RANKER_DIR
+        assert (ranker / "model.safetensors").read_bytes() == (
+            ws / "models" / reward / "model.safetensors"
+        ).read_bytes()
+    RewardModel.load(ws / "models" / "loop" / "policy" / RANKER_DIR)  # the loop's final round's, loadable
     record = json.loads((ws / "metrics" / "register.json").read_text())
     gate = json.loads((ws / "reports" / "evaluation" / "gate.json").read_text())
     _assert_gate_follows_its_checks_and_the_truth(gate)

@@ -1,0 +1,166 @@
+"""Generate-then-rank: the policy proposes candidates, the reward model picks the slate.
+
+Why: RL against the reward model concentrates the policy on the model's argmax (a few artists,
+3-6 % of the catalogue), and sampling the policy alone spreads it without using what the reward
+model knows. Ranking the policy's own samples does both: the policy keeps the candidates in its
+neighbourhood (where the reward model was trained), the sampling keeps them diverse, the reward
+model orders them. Measured in all four robustness worlds in docs/loop.md.
+
+One request: ``draws`` slates are sampled from the constrained policy at temperature T
+(:class:`~components.sampler.sampling.Sampler`, no exploration), their distinct tracks are
+scored by the reward model in the listener's context, and the slate is filled slot by slot:
+with probability ε a uniform draw among the allowed tracks (as the sampler explores), else the
+best-scored candidate not yet in the slate.
+
+Propensities have no closed form (a slot is the best of a random candidate set). They are
+Monte-Carlo estimates: the share of independent candidate sets — the served one and
+``propensity_draws`` more — whose best candidate outside the slate's earlier slots is the track
+served in that slot, mixed with the exploration term exactly:
+``p = (1 - ε) · p̂ + ε / |allowed_j|``. Off-policy evaluation of a ranked policy reads its
+probabilities of *logged* tracks the same way (:func:`next_pick_rate`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from components.sampler.sampling import Sampler, _inverse_cdf
+
+Scorer = Callable[[np.ndarray], np.ndarray]  # (n, c) track ids -> (n, c) reward-model scores
+
+
+@dataclass(frozen=True)
+class RankedSlates:
+    """A batch of ranked slates, in token ids, with what the service would log for them."""
+
+    tokens: np.ndarray  # (n, k) token ids
+    explored: np.ndarray  # (n, k) bool: the slot was filled by the uniform draw
+    propensity: np.ndarray | None  # (n, k) P(track in slot | slots above); None when not asked
+
+
+def candidate_order(
+    sampler: Sampler, prompts: np.ndarray, score: Scorer, draws: int, temperature: float, generator
+) -> np.ndarray:
+    """(n, draws·k) token ids: the distinct tracks of ``draws`` sampled slates per prompt, best
+    reward-model score first (ties: the earlier draw), ``-1`` padding where a track repeated."""
+    cands = np.concatenate(
+        [sampler.sample(prompts, temperature, 0.0, generator).tokens for _ in range(draws)], axis=1
+    )
+    scores = np.asarray(score(sampler.to_track(cands)), dtype=np.float64)
+    repeated = _repeats(cands)
+    scores[repeated] = -np.inf
+    order = np.argsort(-scores, axis=1, kind="stable")
+    ranked = np.take_along_axis(cands, order, axis=1)
+    ranked[np.take_along_axis(repeated, order, axis=1)] = -1
+    return ranked
+
+
+def rank_slates(
+    sampler: Sampler,
+    prompts: np.ndarray,
+    score: Scorer,
+    draws: int,
+    temperature: float,
+    epsilon: float,
+    generator: torch.Generator,
+    propensity_draws: int = 0,
+) -> RankedSlates:
+    """Serve one ranked slate per prompt (see the module doc); with ``propensity_draws`` > 0 also
+    the Monte-Carlo propensity of every served slot (the service and the loop log it; the A/B
+    test, which only needs the slates, skips the extra decoding)."""
+    if draws < 1:
+        raise ValueError(f"generate-then-rank needs at least one sampled slate per request, got {draws}")
+    with torch.inference_mode():
+        ranked = candidate_order(sampler, prompts, score, draws, temperature, generator)
+        n, k = len(prompts), sampler.slate_size
+        banned = sampler.non_track.repeat(n, 1)
+        banned.scatter_(1, torch.from_numpy(prompts), True)
+        allowed = (~banned).sum(dim=1).numpy().astype(np.float64)
+        rows = np.arange(n)
+        tokens = np.empty((n, k), dtype=np.int64)
+        explored = np.zeros((n, k), dtype=bool)
+        free = ranked >= 0
+        for j in range(k):
+            pick = ranked[rows, free.argmax(axis=1)]  # the best candidate not yet served
+            if epsilon > 0:
+                explore = (torch.rand(n, generator=generator) < epsilon).numpy()
+                if explore.any():
+                    pick[explore] = _inverse_cdf(
+                        (~banned[torch.from_numpy(explore)]).float(), generator
+                    ).numpy()
+                explored[:, j] = explore
+            tokens[:, j] = pick
+            banned[torch.from_numpy(rows), torch.from_numpy(pick)] = True
+            free &= ranked != pick[:, None]
+        propensity = None
+        if propensity_draws > 0:
+            hits = next_pick_rate([ranked], tokens)
+            redraws = [
+                candidate_order(sampler, prompts, score, draws, temperature, generator)
+                for _ in range(propensity_draws)
+            ]
+            p_hat = (hits + propensity_draws * next_pick_rate(redraws, tokens)) / (propensity_draws + 1)
+            propensity = (1 - epsilon) * p_hat + epsilon / (allowed[:, None] - np.arange(k)[None, :])
+    return RankedSlates(tokens, explored, propensity)
+
+
+def ranked_probabilities(
+    sampler: Sampler,
+    prompts: np.ndarray,
+    score: Scorer,
+    slates: np.ndarray,
+    allowed: np.ndarray,
+    draws: int,
+    temperature: float,
+    epsilon: float,
+    candidate_sets: int,
+    generator: torch.Generator,
+) -> np.ndarray:
+    """(n, k) the ranked policy's probability of ``slates[:, j]`` (track ids: logged slates) in
+    slot j given the slots above — what off-policy estimates need of a target policy: the
+    Monte-Carlo rate over ``candidate_sets`` fresh candidate sets, mixed with exploration as the
+    service mixes it; ``allowed`` (n, k): how many tracks slot j could hold."""
+    with torch.inference_mode():
+        sets = [
+            _as_tracks(sampler, candidate_order(sampler, prompts, score, draws, temperature, generator))
+            for _ in range(candidate_sets)
+        ]
+    return (1 - epsilon) * next_pick_rate(sets, slates) + epsilon / allowed
+
+
+def next_pick_rate(candidate_sets: list[np.ndarray], slates: np.ndarray) -> np.ndarray:
+    """(n, k): over the candidate sets (each (n, c), best first, ``-1`` = none), the share in
+    which the best candidate outside ``slates[:, :j]`` is ``slates[:, j]`` — the probability that
+    the ranking (without exploration) fills slot j with that track, given the slots above it.
+    Any id space works, as long as the candidates and the slates share it."""
+    n, k = slates.shape
+    rate = np.zeros((n, k), dtype=np.float64)
+    later = np.arange(k)[None, :, None]
+    for ranked in candidate_sets:
+        slot = np.full(ranked.shape, k)  # each candidate's slot in the slate (k: not in it)
+        for j in range(k):
+            slot[ranked == slates[:, j : j + 1]] = j
+        # at slot j a candidate is still free if it is one and is not in the slots above j
+        free = (ranked >= 0)[:, None, :] & (slot[:, None, :] >= later)  # (n, k, c)
+        best = np.take_along_axis(ranked, free.argmax(axis=2), axis=1)  # (n, k)
+        rate += free.any(axis=2) & (best == slates)
+    return rate / len(candidate_sets)
+
+
+def _repeats(cands: np.ndarray) -> np.ndarray:
+    """(n, c) bool: True where a row's value already appeared earlier in that row."""
+    order = np.argsort(cands, axis=1, kind="stable")
+    srt = np.take_along_axis(cands, order, axis=1)
+    dup_sorted = np.concatenate([np.zeros((len(cands), 1), bool), srt[:, 1:] == srt[:, :-1]], axis=1)
+    out = np.zeros_like(cands, dtype=bool)
+    np.put_along_axis(out, order, dup_sorted, axis=1)
+    return out
+
+
+def _as_tracks(sampler: Sampler, ranked: np.ndarray) -> np.ndarray:
+    """Candidate token ids -> track ids, ``-1`` (no candidate) kept."""
+    return np.where(ranked >= 0, sampler.to_track(np.maximum(ranked, 0)), -1)

@@ -1,0 +1,147 @@
+"""Generate-then-rank serving (components.sampler.ranked): the slate it serves, the probabilities
+it logs and that off-policy evaluation reads, and the A/B arm that serves it."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import polars as pl
+import torch
+
+from components import contract
+from components.policy.model import RANKER_DIR
+from components.sampler.ranked import next_pick_rate, rank_slates, ranked_probabilities
+from components.sampler.sampling import Sampler, allowed_counts
+
+
+def by_track_id(tracks: np.ndarray) -> np.ndarray:
+    """A ranker that is easy to check by hand: the higher the track id, the better."""
+    return tracks.astype(np.float64)
+
+
+def test_a_ranked_slate_is_the_best_scored_distinct_tracks_of_the_sampled_slates(policy, prompts):
+    model, _, vocab = policy
+    model = model.to("cpu")  # the service's device
+    ids, _, catalogue = prompts
+    sampler = Sampler.of(model, vocab)
+    ranked = rank_slates(sampler, ids, by_track_id, 3, 1.0, 0.0, torch.Generator().manual_seed(5))
+    served = sampler.to_track(ranked.tokens)
+
+    again = torch.Generator().manual_seed(5)  # the same three draws, made by hand
+    draws = [sampler.to_track(sampler.sample(ids, 1.0, 0.0, again).tokens) for _ in range(3)]
+    for row in range(len(ids)):
+        candidates = np.unique(np.concatenate([d[row] for d in draws]))
+        np.testing.assert_array_equal(served[row], np.sort(candidates)[::-1][: vocab.slate_size])
+    assert not ranked.explored.any()
+    assert np.isin(served, catalogue).all()
+    assert (np.diff(served, axis=1) < 0).all()  # distinct, best first
+    # three draws hold more than one slate of candidates: ranking chose among them
+    assert any(
+        len(np.unique(np.concatenate([d[r] for d in draws]))) > vocab.slate_size for r in range(len(ids))
+    )
+
+
+def test_exploration_serves_valid_slates_and_logs_positive_propensities(policy, prompts):
+    model, _, vocab = policy
+    model = model.to("cpu")  # the service's device
+    ids, _, catalogue = prompts
+    sampler = Sampler.of(model, vocab)
+    eps = 0.3
+    ranked = rank_slates(sampler, ids, by_track_id, 2, 1.0, eps, torch.Generator().manual_seed(1), 4)
+    served = sampler.to_track(ranked.tokens)
+    srt = np.sort(served, axis=1)
+    assert (srt[:, 1:] != srt[:, :-1]).all() and np.isin(served, catalogue).all()
+    assert ranked.explored.any() and not ranked.explored.all()
+    for row, prompt in enumerate(ids):  # never a track of the listener's history
+        assert not np.isin(ranked.tokens[row], prompt).any()
+    floor = eps / allowed_counts(vocab, ids)
+    assert (ranked.propensity >= floor - 1e-12).all() and (ranked.propensity <= 1).all()
+    # a ranked (not explored) slot is a draw the service made: it is never logged as impossible
+    no_eps = rank_slates(sampler, ids, by_track_id, 2, 1.0, 0.0, torch.Generator().manual_seed(1), 4)
+    assert (no_eps.propensity > 0).all()
+
+
+def test_next_pick_rate_reads_the_best_candidate_outside_the_slots_above():
+    ranked = np.array([[7, 3, 9, -1, 4], [1, 2, 3, 4, 5]])  # best first; -1 = no candidate
+    slates = np.array([[3, 7, 4], [2, 1, 3]])
+    # row 0: slot 0 -> best is 7 (not 3); slot 1 (3 served above) -> 7 ✓; slot 2 ({3, 7} above) -> 9 (not 4)
+    # row 1: slot 0 -> 1 (not 2); slot 1 ({2} above) -> 1 ✓; slot 2 ({2, 1} above) -> 3 ✓
+    np.testing.assert_array_equal(next_pick_rate([ranked], slates), [[0, 1, 0], [0, 1, 1]])
+    other = np.array([[3, 7, 4, 9, -1], [2, 1, 3, 4, 5]])
+    np.testing.assert_array_equal(next_pick_rate([ranked, other], slates), [[0.5, 1, 0.5], [0.5, 1, 1]])
+
+
+def test_ranked_probabilities_match_how_often_the_ranked_policy_serves_each_track(policy, prompts):
+    """Off-policy evaluation's probability of a track in slot 0 (Monte-Carlo over fresh candidate
+    sets) against the frequency with which serving puts it there, one listener served 4,000 times."""
+    model, _, vocab = policy
+    model = model.to("cpu")  # the service's device
+    ids, _, _ = prompts
+    sampler = Sampler.of(model, vocab)
+    eps, n = 0.2, 4000
+    one = np.repeat(ids[:1], n, axis=0)
+    served = sampler.to_track(
+        rank_slates(sampler, one, by_track_id, 2, 1.0, eps, torch.Generator().manual_seed(3)).tokens
+    )
+    pi = ranked_probabilities(
+        sampler,
+        one,
+        by_track_id,
+        served,
+        allowed_counts(vocab, one),
+        2,
+        1.0,
+        eps,
+        1,
+        torch.Generator().manual_seed(4),
+    )
+    tracks, counts = np.unique(served[:, 0], return_counts=True)
+    frequent = counts >= 200
+    assert frequent.sum() >= 2  # ranking concentrates slot 0 on a few tracks, not on one
+    for track, count in zip(tracks[frequent], counts[frequent]):
+        estimate = pi[served[:, 0] == track, 0].mean()  # each row: one fresh candidate set
+        assert abs(estimate - count / n) < 0.04, (track, estimate, count / n)
+
+
+def test_the_ab_arm_ranks_the_policys_samples_with_its_own_reward_model(
+    tiny_sft, tiny_reward_model, tiny_raw, tiny_features, params, prompts, tmp_path
+):
+    """``ab.lm_decoding: rank``: a policy carrying ``ranker/`` is served generate-then-rank through
+    the same function the evaluation scores, ranked by that reward model in the listener's context;
+    a policy without one (SFT) is served greedy."""
+    from components.evaluate.arms import policy_arm
+    from components.featurestore.lookup import FeatureLookup
+    from components.policy.generative import GenerativePolicy
+    from components.protocol import Contexts
+    from components.reward.model import RewardModel
+    from components.sampler.served import RankedPolicy, history_scorer
+
+    with_ranker = tmp_path / "policy"
+    shutil.copytree(tiny_sft[0], with_ranker)
+    shutil.copytree(tiny_reward_model[0], with_ranker / RANKER_DIR)
+    tracks = pl.from_arrow(
+        contract.read(tiny_raw, "tracks", ["track_id", "artist_id", "genre_id", "duration_ms"])
+    )
+    lookup = FeatureLookup.from_sources(tiny_features, params.features, tracks)
+    ab = params.ab.model_copy(update={"lm_decoding": "rank", "rank_draws": 3, "lm_epsilon": 0.0})
+
+    arm = policy_arm(with_ranker, lookup, ab, policy_id=100, seed=7)
+    assert isinstance(arm, RankedPolicy)
+    assert isinstance(policy_arm(tiny_sft[0], lookup, ab, 101, 7), GenerativePolicy)
+    assert not isinstance(policy_arm(tiny_sft[0], lookup, ab, 101, 7), RankedPolicy)
+
+    _, histories, catalogue = prompts
+    users = lookup.users()["user_id"].to_numpy()[:40]
+    n = len(users)
+    contexts = Contexts(users, np.zeros(n, np.int64), 3, histories[:n], arm.vocab.slate_size, len(catalogue))
+    served = arm.recommend(contexts).tracks
+
+    reward = RewardModel.load(with_ranker / RANKER_DIR, device="cpu").with_lookup(lookup)
+    score = history_scorer(reward, users, histories[:n])
+    generator = torch.Generator().manual_seed(7 * 100_003 + 3)
+    expected = rank_slates(arm.sampler, arm.prompts(users, histories[:n]), score, 3, 1.0, 0.0, generator)
+    np.testing.assert_array_equal(served, arm.sampler.to_track(expected.tokens))
+    # the reward model ranked them: within a slate, its scores never rise
+    scores = score(served)
+    assert (np.diff(scores, axis=1) <= 1e-6).all()
