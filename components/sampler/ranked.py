@@ -30,7 +30,9 @@ import torch
 
 from components.sampler.sampling import Sampler, _inverse_cdf
 
-Scorer = Callable[[np.ndarray], np.ndarray]  # (n, c) track ids -> (n, c) reward-model scores
+# the reward model on a batch of requests: (rows, tracks) -> one score per pair; rows index the
+# batch's listeners (their features and recent plays), tracks are track ids
+Scorer = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -42,21 +44,46 @@ class RankedSlates:
     propensity: np.ndarray | None  # (n, k) P(track in slot | slots above); None when not asked
 
 
-def candidate_order(
-    sampler: Sampler, prompts: np.ndarray, score: Scorer, draws: int, temperature: float, generator
+def draw_candidates(
+    sampler: Sampler, prompts: np.ndarray, draws: int, temperature: float, generator
 ) -> np.ndarray:
-    """(n, draws·k) token ids: the distinct tracks of ``draws`` sampled slates per prompt, best
-    reward-model score first (ties: the earlier draw), ``-1`` padding where a track repeated."""
-    cands = np.concatenate(
+    """(n, draws·k) token ids: ``draws`` slates sampled per prompt, side by side."""
+    return np.concatenate(
         [sampler.sample(prompts, temperature, 0.0, generator).tokens for _ in range(draws)], axis=1
     )
-    scores = np.asarray(score(sampler.to_track(cands)), dtype=np.float64)
+
+
+def score_distinct(sampler: Sampler, score: Scorer, cands: np.ndarray) -> np.ndarray:
+    """(n, c) the reward model's score of every candidate token, each distinct (row, track)
+    scored once — the reward model is the cost of ranking, and a policy's samples repeat tracks
+    (within a request's draws, and across the Monte-Carlo candidate sets far more)."""
+    n = len(cands)
+    width = int(cands.max()) + 1
+    keys = (np.arange(n, dtype=np.int64)[:, None] * width + cands).ravel()
+    pairs, inverse = np.unique(keys, return_inverse=True)
+    scores = np.asarray(score(pairs // width, sampler.to_track(pairs % width)), dtype=np.float64)
+    return scores[inverse].reshape(cands.shape)
+
+
+def order_candidates(cands: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """(n, c) the distinct candidates of each row, best score first (ties: the earlier draw),
+    ``-1`` padding where a track repeated."""
+    scores = scores.copy()
     repeated = _repeats(cands)
     scores[repeated] = -np.inf
     order = np.argsort(-scores, axis=1, kind="stable")
     ranked = np.take_along_axis(cands, order, axis=1)
     ranked[np.take_along_axis(repeated, order, axis=1)] = -1
     return ranked
+
+
+def candidate_order(
+    sampler: Sampler, prompts: np.ndarray, score: Scorer, draws: int, temperature: float, generator
+) -> np.ndarray:
+    """(n, draws·k) token ids: the distinct tracks of ``draws`` sampled slates per prompt, best
+    reward-model score first, ``-1`` padding where a track repeated."""
+    cands = draw_candidates(sampler, prompts, draws, temperature, generator)
+    return order_candidates(cands, score_distinct(sampler, score, cands))
 
 
 def rank_slates(
@@ -99,10 +126,9 @@ def rank_slates(
         propensity = None
         if propensity_draws > 0:
             hits = next_pick_rate([ranked], tokens)
-            redraws = [
-                candidate_order(sampler, prompts, score, draws, temperature, generator)
-                for _ in range(propensity_draws)
-            ]
+            redraws = _candidate_sets(
+                sampler, prompts, score, draws, temperature, propensity_draws, generator
+            )
             p_hat = (hits + propensity_draws * next_pick_rate(redraws, tokens)) / (propensity_draws + 1)
             propensity = (1 - epsilon) * p_hat + epsilon / (allowed[:, None] - np.arange(k)[None, :])
     return RankedSlates(tokens, explored, propensity)
@@ -125,10 +151,8 @@ def ranked_probabilities(
     Monte-Carlo rate over ``candidate_sets`` fresh candidate sets, mixed with exploration as the
     service mixes it; ``allowed`` (n, k): how many tracks slot j could hold."""
     with torch.inference_mode():
-        sets = [
-            _as_tracks(sampler, candidate_order(sampler, prompts, score, draws, temperature, generator))
-            for _ in range(candidate_sets)
-        ]
+        sets = _candidate_sets(sampler, prompts, score, draws, temperature, candidate_sets, generator)
+    sets = [_as_tracks(sampler, ranked) for ranked in sets]
     return (1 - epsilon) * next_pick_rate(sets, slates) + epsilon / allowed
 
 
@@ -159,6 +183,15 @@ def _repeats(cands: np.ndarray) -> np.ndarray:
     out = np.zeros_like(cands, dtype=bool)
     np.put_along_axis(out, order, dup_sorted, axis=1)
     return out
+
+
+def _candidate_sets(
+    sampler: Sampler, prompts: np.ndarray, score: Scorer, draws: int, temperature: float, sets: int, generator
+) -> list[np.ndarray]:
+    """``sets`` independent candidate orders per prompt, the reward model called once for all."""
+    cands = [draw_candidates(sampler, prompts, draws, temperature, generator) for _ in range(sets)]
+    scores = np.split(score_distinct(sampler, score, np.concatenate(cands, axis=1)), sets, axis=1)
+    return [order_candidates(c, sc) for c, sc in zip(cands, scores)]
 
 
 def _as_tracks(sampler: Sampler, ranked: np.ndarray) -> np.ndarray:

@@ -76,7 +76,17 @@ class RankedPolicy(GenerativePolicy):
 
 
 def history_scorer(reward, user_ids: np.ndarray, histories: np.ndarray):
-    """The reward model as a ranker for one batch of requests: scores (n, c) candidate tracks for
-    these listeners with their recent plays (``histories`` (n, h) right-aligned, ``-1`` padding)."""
-    recent = [[int(t) for t in row if t >= 0] for row in np.asarray(histories)]
-    return lambda tracks: reward.score(user_ids, tracks, histories=recent)
+    """The reward model as a ranker for one batch of requests (a
+    :data:`~components.sampler.ranked.Scorer`): scores (row, track) pairs for these listeners with
+    their recent plays (``histories`` (n, h) right-aligned, ``-1`` padding)."""
+    import polars as pl
+
+    user_ids = np.asarray(user_ids, dtype=np.int64)
+    recent = pl.Series(
+        [[int(t) for t in row if t >= 0] for row in np.asarray(histories)], dtype=pl.List(pl.Int64)
+    )
+
+    def score(rows: np.ndarray, tracks: np.ndarray) -> np.ndarray:
+        return reward.score(user_ids[rows], tracks[:, None], histories=recent.gather(rows))[:, 0]
+
+    return score

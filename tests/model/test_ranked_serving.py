@@ -15,7 +15,7 @@ from components.sampler.ranked import next_pick_rate, rank_slates, ranked_probab
 from components.sampler.sampling import Sampler, allowed_counts
 
 
-def by_track_id(tracks: np.ndarray) -> np.ndarray:
+def by_track_id(rows: np.ndarray, tracks: np.ndarray) -> np.ndarray:
     """A ranker that is easy to check by hand: the higher the track id, the better."""
     return tracks.astype(np.float64)
 
@@ -143,5 +143,30 @@ def test_the_ab_arm_ranks_the_policys_samples_with_its_own_reward_model(
     expected = rank_slates(arm.sampler, arm.prompts(users, histories[:n]), score, 3, 1.0, 0.0, generator)
     np.testing.assert_array_equal(served, arm.sampler.to_track(expected.tokens))
     # the reward model ranked them: within a slate, its scores never rise
-    scores = score(served)
+    rows = np.repeat(np.arange(n), served.shape[1])
+    scores = score(rows, served.ravel()).reshape(served.shape)
     assert (np.diff(scores, axis=1) <= 1e-6).all()
+    # scored one pair at a time or as a batch of slates, the reward model agrees
+    np.testing.assert_allclose(
+        scores,
+        reward.score(users, served, histories=[[t for t in h if t >= 0] for h in histories[:n]]),
+        rtol=1e-5,
+    )
+
+
+def test_each_distinct_candidate_is_scored_once_and_every_copy_gets_its_score():
+    from types import SimpleNamespace
+
+    from components.sampler.ranked import score_distinct
+
+    calls = []
+
+    def score(rows, tracks):
+        calls.append(len(rows))
+        return rows * 1000.0 + tracks  # a different score for every (listener, track)
+
+    as_tracks = SimpleNamespace(to_track=lambda tokens: tokens + 5)
+    cands = np.array([[3, 4, 3, 9, 4], [4, 4, 4, 4, 2]])
+    got = score_distinct(as_tracks, score, cands)
+    assert calls == [5]  # {3, 4, 9} and {4, 2}: five pairs, one call
+    np.testing.assert_array_equal(got, np.arange(2)[:, None] * 1000.0 + cands + 5)
