@@ -193,8 +193,8 @@ class ABParams(Section):
     )
     rank_propensity_draws: int = Field(
         ge=1,
-        description="lm_decoding 'rank': candidate sets drawn per context for the Monte-Carlo "
-        "probabilities of a ranked slot (off-policy estimates; the served set counts as one more)",
+        description="lm_decoding 'rank': fresh candidate sets drawn per context for the Monte-Carlo "
+        "probability of a ranked slot given the slots above (off-policy estimates)",
     )
     lm_epsilon: float = Field(
         ge=0,

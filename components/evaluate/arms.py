@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from components.featurestore.lookup import FeatureLookup
 from components.params import ABParams
 from components.policy.generative import GenerativePolicy
 from components.policy.model import RANKER_DIR
+
+log = logging.getLogger("encore.evaluate")
 
 
 def ranks(policy_dir: Path, ab: ABParams) -> bool:
@@ -30,6 +33,8 @@ def policy_arm(policy_dir: Path, lookup: FeatureLookup, ab: ABParams, policy_id:
         return RankedPolicy(
             model, vocab, lookup, ranker, policy_id, seed, ab.rank_draws, ab.lm_temperature, ab.lm_epsilon
         )
+    if ab.lm_decoding == "rank":  # SFT, or an RL policy saved before policies carried their ranker
+        log.warning("%s has no %s/ folder: served greedy under ab.lm_decoding: rank", policy_dir, RANKER_DIR)
     if ab.lm_decoding == "sample":
         model, _, vocab = load_policy(policy_dir, device="cpu")
         return ServedPolicy(model, vocab, lookup, policy_id, seed, ab.lm_temperature, ab.lm_epsilon)

@@ -259,7 +259,7 @@ def served_as(ab) -> str:
     if ab.lm_decoding == "rank":
         return (
             f"generate-then-rank: {ab.rank_draws} slates sampled at T {ab.lm_temperature:g}, ranked by the "
-            f"policy's own reward model, ε {ab.lm_epsilon:g} (SFT, with no reward model, greedy)"
+            f"policy's own reward model, ε {ab.lm_epsilon:g} (a policy with no ranker/ — SFT — greedy)"
         )
     if ab.lm_decoding == "sample":
         return f"sampled by the service's sampler at T {ab.lm_temperature:g}, ε {ab.lm_epsilon:g}"

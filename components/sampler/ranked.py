@@ -12,12 +12,17 @@ scored by the reward model in the listener's context, and the slate is filled sl
 with probability ε a uniform draw among the allowed tracks (as the sampler explores), else the
 best-scored candidate not yet in the slate.
 
-Propensities have no closed form (a slot is the best of a random candidate set). They are
-Monte-Carlo estimates: the share of independent candidate sets — the served one and
-``propensity_draws`` more — whose best candidate outside the slate's earlier slots is the track
-served in that slot, mixed with the exploration term exactly:
-``p = (1 - ε) · p̂ + ε / |allowed_j|``. Off-policy evaluation of a ranked policy reads its
-probabilities of *logged* tracks the same way (:func:`next_pick_rate`).
+Propensities have no closed form (a slot is the best of a random candidate set). Given one
+candidate set m, the slate's slots are exact: slot l holds the logged track with probability
+``q_ml = (1 - ε) · [best candidate outside the slots above is that track] + ε / |allowed_l|``, and
+the slate up to slot j with ``J_mj = ∏_{l ≤ j} q_ml``. Averaging over M independent candidate sets
+estimates the probability of each prefix; a slot's propensity — its probability given the slots
+above, what the estimators read — is the ratio of consecutive prefixes,
+``p_j = mean_m J_mj / mean_m J_m,j-1`` (:func:`slot_probabilities`). Slot 0's is the plain
+Monte-Carlo share; later slots are conditioned on what the earlier ones say about the set.
+The service would log it from ``propensity_draws`` fresh sets (not the served one: that would
+bias every logged propensity up); off-policy evaluation reads a ranked target's probabilities
+of *logged* slates the same way. With ε = 0 a slot no fresh set reproduces reads 0.
 """
 
 from __future__ import annotations
@@ -125,12 +130,11 @@ def rank_slates(
             free &= ranked != pick[:, None]
         propensity = None
         if propensity_draws > 0:
-            hits = next_pick_rate([ranked], tokens)
             redraws = _candidate_sets(
                 sampler, prompts, score, draws, temperature, propensity_draws, generator
             )
-            p_hat = (hits + propensity_draws * next_pick_rate(redraws, tokens)) / (propensity_draws + 1)
-            propensity = (1 - epsilon) * p_hat + epsilon / (allowed[:, None] - np.arange(k)[None, :])
+            slots_allowed = allowed[:, None] - np.arange(k)[None, :]
+            propensity = slot_probabilities(redraws, tokens, slots_allowed, epsilon)
     return RankedSlates(tokens, explored, propensity)
 
 
@@ -147,32 +151,44 @@ def ranked_probabilities(
     generator: torch.Generator,
 ) -> np.ndarray:
     """(n, k) the ranked policy's probability of ``slates[:, j]`` (track ids: logged slates) in
-    slot j given the slots above — what off-policy estimates need of a target policy: the
-    Monte-Carlo rate over ``candidate_sets`` fresh candidate sets, mixed with exploration as the
-    service mixes it; ``allowed`` (n, k): how many tracks slot j could hold."""
+    slot j given the slots above — what off-policy estimates need of a target policy — from
+    ``candidate_sets`` fresh candidate sets (:func:`slot_probabilities`); ``allowed`` (n, k): how
+    many tracks slot j could hold."""
     with torch.inference_mode():
         sets = _candidate_sets(sampler, prompts, score, draws, temperature, candidate_sets, generator)
     sets = [_as_tracks(sampler, ranked) for ranked in sets]
-    return (1 - epsilon) * next_pick_rate(sets, slates) + epsilon / allowed
+    return slot_probabilities(sets, slates, allowed, epsilon)
 
 
-def next_pick_rate(candidate_sets: list[np.ndarray], slates: np.ndarray) -> np.ndarray:
-    """(n, k): over the candidate sets (each (n, c), best first, ``-1`` = none), the share in
-    which the best candidate outside ``slates[:, :j]`` is ``slates[:, j]`` — the probability that
-    the ranking (without exploration) fills slot j with that track, given the slots above it.
-    Any id space works, as long as the candidates and the slates share it."""
-    n, k = slates.shape
-    rate = np.zeros((n, k), dtype=np.float64)
-    later = np.arange(k)[None, :, None]
-    for ranked in candidate_sets:
-        slot = np.full(ranked.shape, k)  # each candidate's slot in the slate (k: not in it)
-        for j in range(k):
-            slot[ranked == slates[:, j : j + 1]] = j
-        # at slot j a candidate is still free if it is one and is not in the slots above j
-        free = (ranked >= 0)[:, None, :] & (slot[:, None, :] >= later)  # (n, k, c)
-        best = np.take_along_axis(ranked, free.argmax(axis=2), axis=1)  # (n, k)
-        rate += free.any(axis=2) & (best == slates)
-    return rate / len(candidate_sets)
+def slot_probabilities(
+    candidate_sets: list[np.ndarray], slates: np.ndarray, allowed: np.ndarray, epsilon: float
+) -> np.ndarray:
+    """(n, k) the probability of ``slates[:, j]`` in slot j given the slots above, estimated from
+    independent candidate sets (each (n, c), best first, ``-1`` = none): the ratio of the mean
+    probabilities of consecutive prefixes (module doc), so that the slots' product is the
+    Monte-Carlo probability of the whole slate. ``allowed`` (n, k): the tracks slot j could hold.
+    0 where no set gives the slots above any probability (ε = 0)."""
+    q = np.stack(
+        [(1 - epsilon) * next_pick_hits(ranked, slates) + epsilon / allowed for ranked in candidate_sets]
+    )
+    prefix = np.cumprod(q, axis=2).mean(axis=0)  # (n, k): P(slots 0..j)
+    above = np.concatenate([np.ones((len(slates), 1)), prefix[:, :-1]], axis=1)
+    return np.divide(prefix, above, out=np.zeros_like(prefix), where=above > 0)
+
+
+def next_pick_hits(ranked: np.ndarray, slates: np.ndarray) -> np.ndarray:
+    """(n, k) bool: is the best candidate of ``ranked`` (n, c; best first, ``-1`` = none) outside
+    ``slates[:, :j]`` the track ``slates[:, j]``? — does this candidate set, ranked without
+    exploration, fill slot j with that track given the slots above. Any id space works, as long
+    as the candidates and the slates share it."""
+    k = slates.shape[1]
+    slot = np.full(ranked.shape, k)  # each candidate's slot in the slate (k: not in it)
+    for j in range(k):
+        slot[ranked == slates[:, j : j + 1]] = j
+    # at slot j a candidate is still free if it is one and is not in the slots above j
+    free = (ranked >= 0)[:, None, :] & (slot[:, None, :] >= np.arange(k)[None, :, None])  # (n, k, c)
+    best = np.take_along_axis(ranked, free.argmax(axis=2), axis=1)  # (n, k)
+    return free.any(axis=2) & (best == slates)
 
 
 def _repeats(cands: np.ndarray) -> np.ndarray:

@@ -11,7 +11,7 @@ import torch
 
 from components import contract
 from components.policy.model import RANKER_DIR
-from components.sampler.ranked import next_pick_rate, rank_slates, ranked_probabilities
+from components.sampler.ranked import next_pick_hits, rank_slates, ranked_probabilities, slot_probabilities
 from components.sampler.sampling import Sampler, allowed_counts
 
 
@@ -42,7 +42,7 @@ def test_a_ranked_slate_is_the_best_scored_distinct_tracks_of_the_sampled_slates
     )
 
 
-def test_exploration_serves_valid_slates_and_logs_positive_propensities(policy, prompts):
+def test_exploration_serves_valid_slates_with_propensities_above_the_exploration_floor(policy, prompts):
     model, _, vocab = policy
     model = model.to("cpu")  # the service's device
     ids, _, catalogue = prompts
@@ -55,35 +55,54 @@ def test_exploration_serves_valid_slates_and_logs_positive_propensities(policy, 
     assert ranked.explored.any() and not ranked.explored.all()
     for row, prompt in enumerate(ids):  # never a track of the listener's history
         assert not np.isin(ranked.tokens[row], prompt).any()
+    # every logged slot is possible under what was served: the exploration term is its floor
     floor = eps / allowed_counts(vocab, ids)
-    assert (ranked.propensity >= floor - 1e-12).all() and (ranked.propensity <= 1).all()
-    # a ranked (not explored) slot is a draw the service made: it is never logged as impossible
-    no_eps = rank_slates(sampler, ids, by_track_id, 2, 1.0, 0.0, torch.Generator().manual_seed(1), 4)
-    assert (no_eps.propensity > 0).all()
+    assert (ranked.propensity >= floor * (1 - 1e-9)).all() and (ranked.propensity <= 1 + 1e-9).all()
 
 
-def test_next_pick_rate_reads_the_best_candidate_outside_the_slots_above():
+def test_next_pick_hits_reads_the_best_candidate_outside_the_slots_above():
     ranked = np.array([[7, 3, 9, -1, 4], [1, 2, 3, 4, 5]])  # best first; -1 = no candidate
     slates = np.array([[3, 7, 4], [2, 1, 3]])
     # row 0: slot 0 -> best is 7 (not 3); slot 1 (3 served above) -> 7 ✓; slot 2 ({3, 7} above) -> 9 (not 4)
     # row 1: slot 0 -> 1 (not 2); slot 1 ({2} above) -> 1 ✓; slot 2 ({2, 1} above) -> 3 ✓
-    np.testing.assert_array_equal(next_pick_rate([ranked], slates), [[0, 1, 0], [0, 1, 1]])
-    other = np.array([[3, 7, 4, 9, -1], [2, 1, 3, 4, 5]])
-    np.testing.assert_array_equal(next_pick_rate([ranked, other], slates), [[0.5, 1, 0.5], [0.5, 1, 1]])
+    np.testing.assert_array_equal(next_pick_hits(ranked, slates), [[0, 1, 0], [0, 1, 1]])
 
 
-def test_ranked_probabilities_match_how_often_the_ranked_policy_serves_each_track(policy, prompts):
-    """Off-policy evaluation's probability of a track in slot 0 (Monte-Carlo over fresh candidate
-    sets) against the frequency with which serving puts it there, one listener served 4,000 times."""
+def test_slot_probabilities_condition_on_the_slots_above_and_multiply_to_the_slate():
+    """Three tracks, slates of two: the policy samples two of the three uniformly (the three
+    candidate sets, each once), the ranker prefers higher ids. Without exploration each slate is
+    served with probability 1/3; the second slot's probability must read what the first says
+    about the set (track 3 on top leaves 1 or 2 equally likely), not a fresh set's (2 w.p. 2/3)."""
+    sets = [np.array([[2, 1]] * 6), np.array([[3, 1]] * 6), np.array([[3, 2]] * 6)]
+    slates = np.array([[3, 2], [3, 1], [2, 1], [2, 3], [1, 2], [1, 3]])
+    allowed = np.array([[3, 2]] * 6)
+    p = slot_probabilities(sets, slates, allowed, 0.0)
+    np.testing.assert_allclose(p[:3], [[2 / 3, 1 / 2], [2 / 3, 1 / 2], [1 / 3, 1]])
+    np.testing.assert_allclose(p[3:].prod(axis=1), 0)  # never served without exploration
+    # with exploration every ordered slate is possible, and the slates' probabilities sum to one
+    eps = 0.3
+    slate_p = slot_probabilities(sets, slates, allowed, eps).prod(axis=1)
+    assert (slate_p > 0).all()
+    np.testing.assert_allclose(slate_p.sum(), 1.0)
+    # slate (3, 2) by hand, set by set: slot 0 then slot 1 (ranked pick or uniform draw)
+    ranked_0, ranked_1 = (1 - eps) + eps / 3, (1 - eps) + eps / 2
+    by_set = [eps / 3 * ranked_1, ranked_0 * eps / 2, ranked_0 * ranked_1]  # sets [2,1], [3,1], [3,2]
+    np.testing.assert_allclose(slate_p[0], np.mean(by_set))
+
+
+def test_ranked_probabilities_and_logged_propensities_match_how_often_each_track_is_served(policy, prompts):
+    """Slot 0 of one listener served 4,000 times: the frequency of each track against off-policy
+    evaluation's probability of it (one fresh candidate set per row) and against the propensity
+    serving logs for it (four fresh sets per row) — both unbiased: counting the served set among
+    the logged propensity's sets would lift it by (1 - p) / 5 here."""
     model, _, vocab = policy
     model = model.to("cpu")  # the service's device
     ids, _, _ = prompts
     sampler = Sampler.of(model, vocab)
     eps, n = 0.2, 4000
     one = np.repeat(ids[:1], n, axis=0)
-    served = sampler.to_track(
-        rank_slates(sampler, one, by_track_id, 2, 1.0, eps, torch.Generator().manual_seed(3)).tokens
-    )
+    ranked = rank_slates(sampler, one, by_track_id, 2, 1.0, eps, torch.Generator().manual_seed(3), 4)
+    served = sampler.to_track(ranked.tokens)
     pi = ranked_probabilities(
         sampler,
         one,
@@ -100,8 +119,9 @@ def test_ranked_probabilities_match_how_often_the_ranked_policy_serves_each_trac
     frequent = counts >= 200
     assert frequent.sum() >= 2  # ranking concentrates slot 0 on a few tracks, not on one
     for track, count in zip(tracks[frequent], counts[frequent]):
-        estimate = pi[served[:, 0] == track, 0].mean()  # each row: one fresh candidate set
-        assert abs(estimate - count / n) < 0.04, (track, estimate, count / n)
+        rows = served[:, 0] == track
+        assert abs(pi[rows, 0].mean() - count / n) < 0.04, (track, pi[rows, 0].mean(), count / n)
+        assert abs(ranked.propensity[rows, 0].mean() - count / n) < 0.04, (track, count / n)
 
 
 def test_the_ab_arm_ranks_the_policys_samples_with_its_own_reward_model(
