@@ -19,17 +19,25 @@ def ranks(policy_dir: Path, ab: ABParams) -> bool:
     return ab.lm_decoding == "rank" and (Path(policy_dir) / RANKER_DIR).is_dir()
 
 
+def load_ranked(policy_dir: Path, lookup: FeatureLookup):
+    """(model, vocab, ranker) of a policy served generate-then-rank, on the CPU as the service runs;
+    the ranker is its ``ranker/`` reward model reading ``lookup``."""
+    from components.policy.model import load as load_policy
+    from components.reward.model import RewardModel
+
+    model, _, vocab = load_policy(policy_dir, device="cpu")
+    return model, vocab, RewardModel.load(Path(policy_dir) / RANKER_DIR, device="cpu").with_lookup(lookup)
+
+
 def policy_arm(policy_dir: Path, lookup: FeatureLookup, ab: ABParams, policy_id: int, seed: int):
     """Greedy: the policy's argmax slates. Sample: the policy service's own sampler (temperature
     ``ab.lm_temperature``, ε-uniform exploration ``ab.lm_epsilon``), on the CPU as the service runs.
     Rank: ``ab.rank_draws`` slates from that sampler, ranked by the policy's own reward model."""
     from components.policy.model import load as load_policy
-    from components.reward.model import RewardModel
     from components.sampler.served import RankedPolicy, ServedPolicy
 
     if ranks(policy_dir, ab):
-        model, _, vocab = load_policy(policy_dir, device="cpu")
-        ranker = RewardModel.load(Path(policy_dir) / RANKER_DIR, device="cpu").with_lookup(lookup)
+        model, vocab, ranker = load_ranked(policy_dir, lookup)
         return RankedPolicy(
             model, vocab, lookup, ranker, policy_id, seed, ab.rank_draws, ab.lm_temperature, ab.lm_epsilon
         )

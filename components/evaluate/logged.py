@@ -15,12 +15,11 @@ import numpy as np
 import polars as pl
 import torch
 
-from components.evaluate.arms import ranks
+from components.evaluate.arms import load_ranked, ranks
 from components.featurestore.definitions import TRAIN_FRAME
 from components.featurestore.store import add_request_features
 from components.params import ABParams, Params
 from components.policy.decoding import generate_slates, kl_per_slot, slot_probabilities
-from components.policy.model import RANKER_DIR
 from components.policy.model import load as load_policy
 from components.reward.composite import with_reward
 from components.reward.examples import held_out_users, split_day
@@ -113,8 +112,7 @@ def ranked_numbers(
     probability of each logged track given the logged prefix (``ab.rank_propensity_draws``
     candidate sets per context, :func:`~components.sampler.ranked.ranked_probabilities`), ``own``
     one ranked slate per context; the ranker scores with each context's listener and recent plays."""
-    model, _, vocab = load_policy(policy_dir, device="cpu")
-    ranker = RewardModel.load(Path(policy_dir) / RANKER_DIR, device="cpu").with_lookup(reward.lookup)
+    model, vocab, ranker = load_ranked(policy_dir, reward.lookup)
     contexts = logged.firsts()
     prompts = context_prompts(logged, vocab)
     score = history_scorer(

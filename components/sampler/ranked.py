@@ -82,13 +82,15 @@ def order_candidates(cands: np.ndarray, scores: np.ndarray) -> np.ndarray:
     return ranked
 
 
-def candidate_order(
-    sampler: Sampler, prompts: np.ndarray, score: Scorer, draws: int, temperature: float, generator
-) -> np.ndarray:
-    """(n, draws·k) token ids: the distinct tracks of ``draws`` sampled slates per prompt, best
-    reward-model score first, ``-1`` padding where a track repeated."""
-    cands = draw_candidates(sampler, prompts, draws, temperature, generator)
-    return order_candidates(cands, score_distinct(sampler, score, cands))
+def ranked_candidate_sets(
+    sampler: Sampler, prompts: np.ndarray, score: Scorer, draws: int, temperature: float, sets: int, generator
+) -> list[np.ndarray]:
+    """``sets`` independent candidate sets per prompt, each (n, draws·k) token ids: the distinct
+    tracks of ``draws`` sampled slates, best reward-model score first, ``-1`` padding where a track
+    repeated. The reward model is called once for all sets."""
+    cands = [draw_candidates(sampler, prompts, draws, temperature, generator) for _ in range(sets)]
+    scores = np.split(score_distinct(sampler, score, np.concatenate(cands, axis=1)), sets, axis=1)
+    return [order_candidates(c, sc) for c, sc in zip(cands, scores)]
 
 
 def rank_slates(
@@ -107,7 +109,7 @@ def rank_slates(
     if draws < 1:
         raise ValueError(f"generate-then-rank needs at least one sampled slate per request, got {draws}")
     with torch.inference_mode():
-        ranked = candidate_order(sampler, prompts, score, draws, temperature, generator)
+        ranked = ranked_candidate_sets(sampler, prompts, score, draws, temperature, 1, generator)[0]
         n, k = len(prompts), sampler.slate_size
         banned = sampler.non_track.repeat(n, 1)
         banned.scatter_(1, torch.from_numpy(prompts), True)
@@ -130,7 +132,7 @@ def rank_slates(
             free &= ranked != pick[:, None]
         propensity = None
         if propensity_draws > 0:
-            redraws = _candidate_sets(
+            redraws = ranked_candidate_sets(
                 sampler, prompts, score, draws, temperature, propensity_draws, generator
             )
             slots_allowed = allowed[:, None] - np.arange(k)[None, :]
@@ -155,7 +157,7 @@ def ranked_probabilities(
     ``candidate_sets`` fresh candidate sets (:func:`slot_probabilities`); ``allowed`` (n, k): how
     many tracks slot j could hold."""
     with torch.inference_mode():
-        sets = _candidate_sets(sampler, prompts, score, draws, temperature, candidate_sets, generator)
+        sets = ranked_candidate_sets(sampler, prompts, score, draws, temperature, candidate_sets, generator)
     sets = [_as_tracks(sampler, ranked) for ranked in sets]
     return slot_probabilities(sets, slates, allowed, epsilon)
 
@@ -199,15 +201,6 @@ def _repeats(cands: np.ndarray) -> np.ndarray:
     out = np.zeros_like(cands, dtype=bool)
     np.put_along_axis(out, order, dup_sorted, axis=1)
     return out
-
-
-def _candidate_sets(
-    sampler: Sampler, prompts: np.ndarray, score: Scorer, draws: int, temperature: float, sets: int, generator
-) -> list[np.ndarray]:
-    """``sets`` independent candidate orders per prompt, the reward model called once for all."""
-    cands = [draw_candidates(sampler, prompts, draws, temperature, generator) for _ in range(sets)]
-    scores = np.split(score_distinct(sampler, score, np.concatenate(cands, axis=1)), sets, axis=1)
-    return [order_candidates(c, sc) for c, sc in zip(cands, scores)]
 
 
 def _as_tracks(sampler: Sampler, ranked: np.ndarray) -> np.ndarray:
