@@ -43,6 +43,9 @@ def main(
         None, help="a trained policy folder; default: untrained, default size"
     ),
     params: Path = typer.Option(Path("params.yaml"), help="params file (serve, sft_policy, simulate)"),
+    decoding: str = typer.Option(
+        "", help="serve.decoding for this run (sample | rank; rank needs a --policy-dir carrying ranker/)"
+    ),
     out: Path = typer.Option(Path("benchmarks/results/serve_latency.json"), help="result file"),
 ) -> None:
 
@@ -61,7 +64,12 @@ def main(
         setup_s = time.perf_counter() - t
         bench_params = write_params(
             s / "params.yaml",
-            {"tracking.enabled": False, "features.store": "redis", "features.project": project},
+            {
+                "tracking.enabled": False,
+                "features.store": "redis",
+                "features.project": project,
+                **({"serve.decoding": decoding} if decoding else {}),
+            },
         )
         server = Server(bench_params, s / "features", s / "served", uri, s)
         try:
@@ -79,7 +87,7 @@ def main(
         "policy": str(policy_dir)
         if policy_dir
         else "untrained, default size (sft_policy.model, 3,000-track vocabulary)",
-        "serve": base.serve.model_dump(mode="json"),
+        "serve": base.serve.model_dump(mode="json") | ({"decoding": decoding} if decoding else {}),
         "setup_seconds": round(setup_s, 1),
         "server_exit_code": rc,
         "impression_log_parts_written": parts,

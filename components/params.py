@@ -671,6 +671,19 @@ class ServeParams(Section):
     epsilon: float = Field(
         ge=0, lt=1, description="share of slots filled uniformly among the allowed tracks (exploration)"
     )
+    decoding: Literal["sample", "rank"] = Field(
+        description="sample = the policy's own slates (temperature, epsilon); rank = generate-then-rank: "
+        "rank_draws slates sampled at the temperature, ranked by the reward model the registered policy "
+        "carries in ranker/ with features from the online store (a version without one is sampled)"
+    )
+    rank_draws: int = Field(
+        ge=1, description="decoding 'rank': slates sampled per request, their tracks ranked"
+    )
+    rank_propensity_draws: int = Field(
+        ge=1,
+        description="decoding 'rank': fresh candidate sets per request for the Monte-Carlo propensity "
+        "the service logs (components.sampler.ranked)",
+    )
     poll_seconds: float = Field(gt=0, description="how often the registry aliases are checked for a move")
     torch_threads: int = Field(ge=1, description="intra-op threads of the forward pass (per replica)")
     max_history: int = Field(gt=0, description="longest `history` a request may bring (ids)")

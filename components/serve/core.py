@@ -92,11 +92,18 @@ def prompts(
     history of the request (or none)."""
     n = len(histories)
     frame = pl.DataFrame({f: pl.Series(f, features[f], dtype=pl.Float64) for f in vocab.features})
-    stored = features.get("recent_tracks") or [None] * n
-    lists = [list(h) if h is not None else (stored[i] or []) for i, h in enumerate(histories)]
     cold = np.array([all(features[f][i] is None for f in vocab.features) for i in range(n)])
-    hist = right_aligned(pl.Series("h", lists, dtype=pl.List(pl.Int64)), vocab.history_length)
-    return vocab.prompts(frame, hist), cold
+    return vocab.prompts(frame, request_histories(features, histories, vocab.history_length)), cold
+
+
+def request_histories(
+    features: dict[str, list], histories: Sequence[Sequence[int] | None], length: int
+) -> np.ndarray:
+    """(n, length) recent plays of each request, right-aligned with ``-1`` padding: the ones the
+    request brought, else the store's ``recent_tracks`` (what :func:`prompts` builds on)."""
+    stored = features.get("recent_tracks") or [None] * len(histories)
+    lists = [list(h) if h is not None else (stored[i] or []) for i, h in enumerate(histories)]
+    return right_aligned(pl.Series("h", lists, dtype=pl.List(pl.Int64)), length)
 
 
 # --------------------------------------------------------------------------- log rows

@@ -15,6 +15,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from components.policy.vocab import ItemVocab
@@ -32,14 +33,29 @@ class LoadedPolicy:
     model: Any
     vocab: ItemVocab
     sampler: Sampler  # decodes and samples slates as the service serves them
+    ranker: Any = None  # the reward model in the policy's ranker/ (serve.decoding: rank), else None
 
 
-def load_policy(path, version: int) -> LoadedPolicy:
-    """A policy folder (model, tokenizer, ``item_vocab.json``) as a :class:`LoadedPolicy` on the CPU."""
-    from components.policy.model import load
+def load_policy(path, version: int, rank: bool = False) -> LoadedPolicy:
+    """A policy folder (model, tokenizer, ``item_vocab.json``) as a :class:`LoadedPolicy` on the CPU;
+    with ``rank``, also the reward model it carries in ``ranker/`` (none: it is served sampled, and
+    the service says so)."""
+    from components.policy.model import RANKER_DIR, load
+    from components.reward.model import RewardModel
 
     model, _, vocab = load(path, device="cpu")
-    return LoadedPolicy(version=version, model=model, vocab=vocab, sampler=Sampler.of(model, vocab))
+    ranker = None
+    if rank:
+        if (path / RANKER_DIR).is_dir():
+            ranker = RewardModel.load(path / RANKER_DIR, device="cpu")
+        else:
+            log.warning(
+                "policy carries no ranker: served sampled",
+                extra={"version": version, "missing": str(path / RANKER_DIR)},
+            )
+    return LoadedPolicy(
+        version=version, model=model, vocab=vocab, sampler=Sampler.of(model, vocab), ranker=ranker
+    )
 
 
 class AliasWatcher:
@@ -55,10 +71,12 @@ class AliasWatcher:
         poll_seconds: float,
         check: Callable[[LoadedPolicy], None] = lambda p: None,
         on_change: Callable[[str, int | None, int], None] = lambda a, old, new: None,
+        rank: bool = False,
     ):
         self.client, self.model_name = client, model_name
         self.aliases = list(dict.fromkeys(aliases))
         self.poll_seconds, self.check, self.on_change = poll_seconds, check, on_change
+        self.rank = rank  # load each version's ranker/ too (serve.decoding: rank)
         self.current: dict[str, LoadedPolicy] = {}
         self.problems: dict[str, str] = {}  # alias -> why it is not (or not newly) loaded
         self._stop = threading.Event()
@@ -98,7 +116,7 @@ class AliasWatcher:
 
     def _load(self, version: int) -> LoadedPolicy:
         path = registry.downloaded_policy(self.client, self.model_name, str(version))
-        policy = load_policy(path, version)
+        policy = load_policy(Path(path), version, rank=self.rank)
         self.check(policy)
         return policy
 

@@ -14,6 +14,7 @@ import secrets
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +23,14 @@ import torch
 
 from components.errors import EncoreError
 from components.params import Params
+from components.policy.decoding import slot_probabilities
+from components.sampler.ranked import rank_slates
+from components.sampler.sampling import SampledSlates
 from components.serve import core
 from components.serve.batcher import MicroBatcher
 from components.serve.logbook import FEEDBACK, IMPRESSIONS, PartWriter
 from components.serve.policies import AliasWatcher, LoadedPolicy
+from components.serve.ranking import online_scorer
 
 log = logging.getLogger("encore.serve")
 POLICY_SERVICE = "policy"  # the Feast feature service of the policy's prompt (featurestore.definitions)
@@ -126,6 +131,7 @@ class Service:
             self.sp.poll_seconds,
             check=self._check,
             on_change=self._moved,
+            rank=self.sp.decoding == "rank",
         )
         self.watcher.refresh()
         self.watcher.start()
@@ -146,6 +152,7 @@ class Service:
                 "model": self.params.register_.policy_model,
                 "aliases": {a: p.version for a, p in self.watcher.current.items()},
                 "store": self.params.features.store,
+                "decoding": self.sp.decoding,
                 "log_dir": str(self.log_dir),
             },
         )
@@ -216,8 +223,14 @@ class Service:
         sp, exp = self.sp, self.sp.experiment
         cols = [*policy.vocab.features, "recent_tracks"]
         sub = {c: [values[c][row_of[i]] for i in idx] for c in cols if c in values}
-        prompts, cold = core.prompts(policy.vocab, sub, [requests[i].history for i in idx])
-        slates = policy.sampler.sample(prompts, sp.temperature, sp.epsilon, self.generator)
+        histories = [requests[i].history for i in idx]
+        prompts, cold = core.prompts(policy.vocab, sub, histories)
+        if policy.ranker is not None:  # serve.decoding: rank, and this version carries a ranker
+            users = np.array([requests[i].user_id for i in idx], dtype=np.int64)
+            recent = core.request_histories(sub, histories, policy.vocab.history_length)
+            slates = self._ranked(policy, prompts, users, recent, ts_us)
+        else:
+            slates = policy.sampler.sample(prompts, sp.temperature, sp.epsilon, self.generator)
         tracks = policy.sampler.to_track(slates.tokens)
         served = core.Served(
             request_ids=[uuid.uuid4().hex for _ in idx],
@@ -250,6 +263,34 @@ class Service:
                 "cold_start": bool(cold[j]),
                 "served_at": served_at,
             }
+
+    def _ranked(self, policy: LoadedPolicy, prompts, users, recent, ts_us: int) -> SampledSlates:
+        """Generate-then-rank (``serve.decoding: rank``): ``rank_draws`` sampled slates ranked by the
+        policy's reward model on online features, with the Monte-Carlo propensity of every slot
+        and the policy's own probability of it (what ``policy_probability`` logs)."""
+        sp = self.sp
+        now = datetime.fromtimestamp(ts_us / 1e6, tz=timezone.utc)
+        score = online_scorer(policy.ranker, self.store, users, recent, now)
+        ranked = rank_slates(
+            policy.sampler,
+            prompts,
+            score,
+            sp.rank_draws,
+            sp.temperature,
+            sp.epsilon,
+            self.generator,
+            propensity_draws=sp.rank_propensity_draws,
+        )
+        tracks = policy.sampler.to_track(ranked.tokens)
+        alone = slot_probabilities(
+            policy.model, policy.vocab, prompts, tracks, temperature=sp.temperature or None
+        )  # T 0: the argmax
+        return SampledSlates(
+            tokens=ranked.tokens,
+            propensity=ranked.propensity,
+            policy_probability=alone,
+            explored=ranked.explored,
+        )
 
     def record_feedback(self, request_id: str, position: int, outcome: dict) -> None:
         """Buffer one feedback event (joined to its impression when the parts are exported)."""
