@@ -28,8 +28,9 @@ def test_a_ranked_slate_is_the_best_scored_distinct_tracks_of_the_sampled_slates
     ranked = rank_slates(sampler, ids, by_track_id, 3, 1.0, 0.0, torch.Generator().manual_seed(5))
     served = sampler.to_track(ranked.tokens)
 
-    again = torch.Generator().manual_seed(5)  # the same three draws, made by hand
-    draws = [sampler.to_track(sampler.sample(ids, 1.0, 0.0, again).tokens) for _ in range(3)]
+    again = torch.Generator().manual_seed(5)  # the same three draws, made by hand: one batch of 3n rows
+    drawn = sampler.to_track(sampler.sample(np.tile(ids, (3, 1)), 1.0, 0.0, again).tokens)
+    draws = np.split(drawn, 3)
     for row in range(len(ids)):
         candidates = np.unique(np.concatenate([d[row] for d in draws]))
         np.testing.assert_array_equal(served[row], np.sort(candidates)[::-1][: vocab.slate_size])
