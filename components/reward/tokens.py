@@ -256,6 +256,12 @@ class Encoder:
         self._artist_sorted = t["artist_id"].to_numpy()
         self._genre_sorted = t["genre_id"].to_numpy()
 
+    def catalogue(self) -> pl.DataFrame:
+        """``track_id``, ``artist_id`` of every catalogue track the encoder was fitted with."""
+        if not hasattr(self, "_track_sorted"):
+            raise RuntimeError("Encoder.attach_catalogue(tracks) must be called first")
+        return pl.DataFrame({"track_id": self._track_sorted, "artist_id": self._artist_sorted})
+
     def _catalogue(self, ids: np.ndarray, values: np.ndarray) -> np.ndarray:
         """Catalogue attribute of each track id (-1 for padding or unknown ids)."""
         if not hasattr(self, "_track_sorted"):

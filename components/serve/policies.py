@@ -43,6 +43,7 @@ def load_policy(path, version: int, rank: bool = False) -> LoadedPolicy:
     from components.policy.model import RANKER_DIR, load
     from components.reward.model import RewardModel
 
+    path = Path(path)
     model, _, vocab = load(path, device="cpu")
     ranker = None
     if rank:
@@ -116,7 +117,7 @@ class AliasWatcher:
 
     def _load(self, version: int) -> LoadedPolicy:
         path = registry.downloaded_policy(self.client, self.model_name, str(version))
-        policy = load_policy(Path(path), version, rank=self.rank)
+        policy = load_policy(path, version, rank=self.rank)
         self.check(policy)
         return policy
 

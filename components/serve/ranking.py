@@ -1,13 +1,13 @@
 """Generate-then-rank in the service: the reward model a policy carries, fed from the online store.
 
 The A/B test's ranked arm (:class:`components.sampler.served.RankedPolicy`) scores candidates with
-the offline :class:`~components.featurestore.lookup.FeatureLookup`; the service reads the same
-columns for the same (listener, candidate) pairs from Feast's ``reward_model`` feature service —
-user activity, the candidate's ``track_stats``, the listener's ``user_artist`` row for the
-candidate's artist — and the request-time features at the moment of the request. Everything after
-the read is shared: the ranking and the Monte-Carlo propensities are
-:func:`components.sampler.ranked.rank_slates`, and the slot probabilities of the policy alone are
-the sampler's decoding (``components.policy.decoding.slot_probabilities``).
+the in-memory :class:`~components.featurestore.lookup.FeatureLookup` of the feature sources. The
+service builds the same kind of lookup per scoring call from the online store — the ``user_activity``
+rows of the batch's listeners, the ``track_stats`` rows of the distinct candidates, the ``user_artist``
+rows of the distinct (listener, candidate's artist) pairs: one read per view and distinct key, not per
+pair — and scores through the very function the A/B arm uses
+(:func:`components.sampler.served.history_scorer`), as of the request's time. The ranking and the
+Monte-Carlo propensities are :func:`components.sampler.ranked.rank_slates`.
 """
 
 from __future__ import annotations
@@ -18,37 +18,58 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from components.featurestore.store import online
+from components.featurestore.definitions import VIEW_KEYS
+from components.featurestore.lookup import FeatureLookup
 from components.sampler.ranked import Scorer
+from components.sampler.served import history_scorer
 
-REWARD_SERVICE = "reward_model"  # the Feast feature service of the reward model's inputs (definitions)
+SCORED_VIEWS = ("user_activity", "track_stats", "user_artist")  # the history comes with the request
+REQUEST_FEATURES = {
+    "ua_days_since_last_play"
+}  # computed at the request (featurestore.store.add_request_features)
+
+
+def view_features(store: Any) -> set[str]:
+    """Every feature the online store serves for the reward model's views."""
+    return {f.name for view in SCORED_VIEWS for f in store.get_feature_view(view).features}
+
+
+def ranker_features(ranker: Any) -> set[str]:
+    """The stored features a reward model reads (request-time ones are computed, not stored)."""
+    enc = ranker.encoder
+    return {*enc.user_features, *enc.candidate_features, enc.genre_mix} - REQUEST_FEATURES
+
+
+def online_lookup(
+    store: Any, user_ids: np.ndarray, track_ids: np.ndarray, catalogue: pl.DataFrame, now: datetime
+):
+    """A :class:`FeatureLookup` holding the online store's rows for these (listener, track) pairs:
+    one read per view, of its distinct keys. ``catalogue``: ``track_id``, ``artist_id``."""
+    pairs = pl.DataFrame(
+        {"user_id": np.asarray(user_ids, dtype=np.int64), "track_id": np.asarray(track_ids, dtype=np.int64)}
+    )
+    pairs = pairs.join(catalogue.select("track_id", "artist_id"), on="track_id", how="left")
+    views = {}
+    for view in SCORED_VIEWS:
+        keys = pairs.select(VIEW_KEYS[view]).drop_nulls().unique(maintain_order=True)
+        refs = [f"{view}:{f.name}" for f in store.get_feature_view(view).features]
+        answer = store.get_online_features(features=refs, entity_rows=keys.to_dicts()).to_dict()
+        views[view] = pl.DataFrame(answer).with_columns(pl.col(k).cast(pl.Int64) for k in VIEW_KEYS[view])
+    return FeatureLookup(views, catalogue, now)
 
 
 def online_scorer(
     ranker: Any, store: Any, user_ids: np.ndarray, histories: np.ndarray, now: datetime
 ) -> Scorer:
     """The reward model ``ranker`` as a :data:`~components.sampler.ranked.Scorer` for one batch of
-    requests: each call reads the scored pairs' features from the online store in one round trip
+    requests: each call reads the scored pairs' features from the online store (:func:`online_lookup`)
     and scores them with the request's recent plays (``histories`` (n, h), right-aligned, ``-1``
     padding — what the prompt was built from), as of ``now``."""
     user_ids = np.asarray(user_ids, dtype=np.int64)
-    recent = pl.Series(
-        "recent_tracks",
-        [[int(t) for t in row if t >= 0] for row in np.asarray(histories)],
-        dtype=pl.List(pl.Int64),
-    )
+    catalogue = ranker.encoder.catalogue()
 
     def score(rows: np.ndarray, tracks: np.ndarray) -> np.ndarray:
-        tracks = np.asarray(tracks, dtype=np.int64)
-        entities = pl.DataFrame(
-            {
-                "user_id": user_ids[rows],
-                "track_id": tracks,
-                "artist_id": ranker.encoder.history_artists(tracks).astype(np.int64),
-            }
-        )
-        frame = online(store, entities, REWARD_SERVICE, now)
-        frame = frame.with_columns(recent.gather(rows))
-        return ranker.score_frame(frame)
+        lookup = online_lookup(store, user_ids[rows], tracks, catalogue, now)
+        return history_scorer(ranker.with_lookup(lookup), user_ids, histories)(rows, tracks)
 
     return score

@@ -30,7 +30,7 @@ from components.serve import core
 from components.serve.batcher import MicroBatcher
 from components.serve.logbook import FEEDBACK, IMPRESSIONS, PartWriter
 from components.serve.policies import AliasWatcher, LoadedPolicy
-from components.serve.ranking import online_scorer
+from components.serve.ranking import SCORED_VIEWS, online_scorer, ranker_features, view_features
 
 log = logging.getLogger("encore.serve")
 POLICY_SERVICE = "policy"  # the Feast feature service of the policy's prompt (featurestore.definitions)
@@ -180,6 +180,13 @@ class Service:
                 f"version {policy.version} reads prompt features {missing} that the Feast feature "
                 f"service '{POLICY_SERVICE}' does not serve"
             )
+        if policy.ranker is not None:
+            missing = sorted(ranker_features(policy.ranker) - view_features(self.store))
+            if missing:
+                raise EncoreError(
+                    f"version {policy.version}'s ranker (ranker/) reads features {missing} that the "
+                    f"online store's views {list(SCORED_VIEWS)} do not serve"
+                )
 
     def _moved(self, alias: str, old: int | None, new: int) -> None:
         self.metrics.version.labels(alias).set(new)

@@ -119,6 +119,26 @@ def test_a_registered_policy_brings_its_ranker_to_the_service(ranked_policy, tmp
     )
 
 
+def test_a_ranker_reading_features_the_store_does_not_serve_is_refused_at_load(ranked_policy, tiny_features):
+    """The alias watcher's check: a version whose ranker reads a feature the online store lacks is
+    not loaded (the old version keeps serving), rather than failing its first ranked request."""
+    from components.errors import EncoreError
+
+    params = tiny_params(serve__decoding="rank")
+    service = Service(params, tiny_features, tiny_features.parent / "unused-log", tracking_uri="unused")
+    service.store = open_store(repo_config(params.features, tiny_features / "feast"))
+    service.served_features = {
+        f.name
+        for p in service.store.get_feature_service("policy").feature_view_projections
+        for f in p.features
+    }
+    policy = load_policy(ranked_policy, 1, rank=True)
+    service._check(policy)  # what the ranker reads is all there
+    policy.ranker.encoder.candidate_features = [*policy.ranker.encoder.candidate_features, "t_made_up_28d"]
+    with pytest.raises(EncoreError, match=r"ranker.*\['t_made_up_28d'\]"):
+        service._check(policy)
+
+
 def test_a_ranked_batch_serves_and_logs_what_rank_slates_serves(
     ranked_policy, tiny_sft, offline, tiny_features, tmp_path
 ):
