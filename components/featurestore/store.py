@@ -102,6 +102,9 @@ def materialize(store: Any, end: datetime, fp: FeaturesParams) -> None:
     store.materialize(start_date=start, end_date=end)
 
 
+REQUEST_FEATURES = ("ua_days_since_last_play",)  # what add_request_features computes (never stored)
+
+
 def add_request_features(frame: pl.DataFrame, ts_column: str) -> pl.DataFrame:
     """Features that depend on *when* a request is made, computed the same way offline and online.
 

@@ -38,9 +38,8 @@ from components.sampler.sampling import Sampler, _inverse_cdf
 # the reward model on a batch of requests: (rows, tracks) -> one score per pair; rows index the
 # batch's listeners (their features and recent plays), tracks are track ids
 Scorer = Callable[[np.ndarray, np.ndarray], np.ndarray]
-DECODE_ROWS = (
-    4096  # sampled slates per decoding batch: bounds the K/V cache (~35 kB a row at the default size)
-)
+# sampled slates per decoding batch: bounds the K/V cache (~35 kB a row at the default size)
+DECODE_ROWS = 4096
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ from components.serve import core
 from components.serve.batcher import MicroBatcher
 from components.serve.logbook import FEEDBACK, IMPRESSIONS, PartWriter
 from components.serve.policies import AliasWatcher, LoadedPolicy
-from components.serve.ranking import SCORED_VIEWS, online_scorer, ranker_features, view_features
+from components.serve.ranking import SCORED_VIEWS, online_scorer, ranker_features, view_refs
 
 log = logging.getLogger("encore.serve")
 POLICY_SERVICE = "policy"  # the Feast feature service of the policy's prompt (featurestore.definitions)
@@ -173,6 +174,11 @@ class Service:
         versions = {a: p.version for a, p in self.watcher.current.items()}
         return self.watcher.ready(), {"aliases": versions, "problems": dict(self.watcher.problems)}
 
+    @cached_property
+    def ranker_views(self) -> dict[str, list[str]]:
+        """The online store's feature refs for a ranker, per view (resolved once, on first use)."""
+        return view_refs(self.store)
+
     def _check(self, policy: LoadedPolicy) -> None:
         missing = sorted(set(policy.vocab.features) - self.served_features)
         if missing:
@@ -181,7 +187,8 @@ class Service:
                 f"service '{POLICY_SERVICE}' does not serve"
             )
         if policy.ranker is not None:
-            missing = sorted(ranker_features(policy.ranker) - view_features(self.store))
+            served = {ref.split(":", 1)[1] for refs in self.ranker_views.values() for ref in refs}
+            missing = sorted(ranker_features(policy.ranker) - served)
             if missing:
                 raise EncoreError(
                     f"version {policy.version}'s ranker (ranker/) reads features {missing} that the "
@@ -277,7 +284,7 @@ class Service:
         and the policy's own probability of it (what ``policy_probability`` logs)."""
         sp = self.sp
         now = datetime.fromtimestamp(ts_us / 1e6, tz=timezone.utc)
-        score = online_scorer(policy.ranker, self.store, users, recent, now)
+        score = online_scorer(policy.ranker, self.store, users, recent, now, self.ranker_views)
         ranked = rank_slates(
             policy.sampler,
             prompts,
