@@ -64,14 +64,23 @@ def held_out_slates(
     """Held-out slates with ``reward`` = the composite with ``weights`` (per slot); ``policy_id``:
     only the slates that policy served (the closed loop's treatment arm), else every policy's."""
     rp = params.reward_model
-    frame = pl.read_parquet(Path(features_dir) / TRAIN_FRAME)
+    frame = pl.scan_parquet(Path(features_dir) / TRAIN_FRAME)
     columns = dict.fromkeys(["event_id", "day", "streamed", "skipped", "saved", *weights])
     labels = with_reward(pl.read_parquet(Path(labels_dir) / LABELS_FILE, columns=list(columns)), weights)
-    df = frame.join(labels.select("event_id", "reward", "day", "streamed", "skipped", "saved"), on="event_id")
-    labelled = df.filter(pl.col("reward").is_not_null())
-    df = df.filter(held_out_users(rp) & (pl.col("day") >= split_day(labelled["day"], rp)))
+    logged_ids = frame.select("event_id").collect()
+    labelled = labels.filter(pl.col("reward").is_not_null()).join(logged_ids, on="event_id", how="semi")
+    # lazily: the held-out listeners' rows are filtered as the frame is read (a fifth of the
+    # training frame, whose list column is most of the cost), not after reading all of it
+    held = held_out_users(rp) & (pl.col("day") >= split_day(labelled["day"], rp))
     if policy_id is not None:
-        df = df.filter(pl.col("policy_id") == policy_id)
+        held &= pl.col("policy_id") == policy_id
+    df = (
+        frame.join(
+            labels.lazy().select("event_id", "reward", "day", "streamed", "skipped", "saved"), on="event_id"
+        )
+        .filter(held)
+        .collect()
+    )
     complete = df.group_by("session_id").agg(
         n=pl.len(), observed=pl.col("reward").is_not_null().sum(), p=pl.col("propensity").min()
     )

@@ -38,32 +38,39 @@ def generate_slates(
     The same constraints as :func:`generation_kwargs`, applied as one boolean mask per row
     (Hugging Face's no-repeat processor loops over rows in Python, which dominates at
     serving batch sizes); a test checks greedy output equals ``model.generate`` with those kwargs.
+    The forward passes go through the serving decoder (:mod:`components.sampler.decoder`): for
+    Encore's GPT-2 the same arithmetic as plain torch ops with a preallocated cache, ~1.5-2x
+    faster than Hugging Face's cached forward at the simulated A/B test's batch sizes, where the
+    greedy arms' decoding was most of the test's time; any other model, that cached forward.
     """
+    from components.sampler.decoder import decoders
+
     device = next(model.parameters()).device
     k, V = vocab.slate_size, model.get_output_embeddings().weight.shape[0]
     static = torch.zeros(V, dtype=torch.bool, device=device)
     static[torch.tensor(vocab.non_track_token_ids(), device=device)] = True
     generator = torch.Generator(device=device).manual_seed(seed)
+    decoder = decoders(model, k - 1)  # the prompt, then the k - 1 slots after the first
     out = np.empty((len(prompts), k), dtype=np.int64)
     model.eval()
-    with torch.no_grad():
+    with torch.inference_mode():
         for lo in range(0, len(prompts), batch_size):
             ids = torch.from_numpy(prompts[lo : lo + batch_size]).to(device)
             banned = static.repeat(len(ids), 1)
             banned.scatter_(1, ids, True)  # nothing already in the prompt (its history)
-            step_input, cache, picks = ids, None, []
-            for _ in range(k):
-                result = model(input_ids=step_input, cache=cache, use_cache=True, logits_to_keep=1)
-                cache = result.cache
-                logits = result.logits[:, -1, :].float().masked_fill(banned, -torch.inf)
+            d, picks = decoder(), []
+            logits = d.prefill(ids)
+            for j in range(k):
+                logits = logits.masked_fill_(banned, -torch.inf)
                 if sample:  # Gumbel-max: an exact softmax sample, ~10x faster than torch.multinomial here
                     u = torch.rand(logits.shape, generator=generator, device=device).clamp_(1e-20, 1.0)
                     logits = logits / temperature - torch.log(-torch.log(u))
-                nxt = logits.argmax(dim=-1, keepdim=True)
-                banned.scatter_(1, nxt, True)
+                nxt = logits.argmax(dim=-1)
+                banned[torch.arange(len(ids), device=device), nxt] = True
                 picks.append(nxt)
-                step_input = nxt
-            out[lo : lo + batch_size] = vocab.token_to_track(torch.cat(picks, dim=1).cpu().numpy())
+                if j + 1 < k:
+                    logits = d.step(nxt)
+            out[lo : lo + batch_size] = vocab.token_to_track(torch.stack(picks, dim=1).cpu().numpy())
     return out
 
 

@@ -103,7 +103,7 @@ class GPT2Decoder:
 
     def prefill(self, prompts: torch.Tensor) -> torch.Tensor:
         n, length = prompts.shape
-        positions = torch.arange(length)
+        positions = torch.arange(length, device=prompts.device)
         h = self.w.wte[prompts] + self.w.wpe[positions]
         for layer in self.w.layers:
             q, k, v = self._qkv(layer, h)
@@ -112,7 +112,7 @@ class GPT2Decoder:
             kc[:, :, :length], vc[:, :, :length] = k, v
             self.k.append(kc)
             self.v.append(vc)
-            h = self._rest(layer, h, _attention(q, k, v, self._causal(length)))
+            h = self._rest(layer, h, _attention(q, k, v, self._causal(length, prompts.device)))
         self.pos = length
         return self._logits(h[:, -1])
 
@@ -127,8 +127,10 @@ class GPT2Decoder:
         return self._logits(h[:, -1])
 
     @staticmethod
-    def _causal(length: int) -> torch.Tensor:
-        return torch.ones(length, length, dtype=torch.bool).triu_(1)  # True above the diagonal: masked
+    def _causal(length: int, device: torch.device) -> torch.Tensor:
+        return torch.ones(length, length, dtype=torch.bool, device=device).triu_(
+            1
+        )  # True above the diagonal: masked
 
     def _qkv(self, layer: dict, h: torch.Tensor):
         n, length, d = h.shape
