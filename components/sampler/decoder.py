@@ -128,9 +128,8 @@ class GPT2Decoder:
 
     @staticmethod
     def _causal(length: int, device: torch.device) -> torch.Tensor:
-        return torch.ones(length, length, dtype=torch.bool, device=device).triu_(
-            1
-        )  # True above the diagonal: masked
+        """True above the diagonal: the positions each prompt token may not attend to."""
+        return torch.ones(length, length, dtype=torch.bool, device=device).triu_(1)
 
     def _qkv(self, layer: dict, h: torch.Tensor):
         n, length, d = h.shape
